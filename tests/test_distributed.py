@@ -1,0 +1,40 @@
+"""A two-process data-parallel run gives the same table as one process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO, SHARED_DATA
+
+pytestmark = pytest.mark.slow
+
+
+def _run(nproc: int, model: Path, out: Path) -> dict:
+    metadata = json.dumps({"data_files": str(SHARED_DATA / "cmb_example.json"), "sample_items": 9})
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", "--master_port=29533",
+        str(REPO / "tests" / "dp_worker.py"), str(model), "leak_cmb", metadata, str(out),
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    saved = json.loads(out.read_text())
+    return {**saved["results"]["leak_cmb"], "n_samples": saved["n-samples"]["leak_cmb"]}
+
+
+def test_two_processes_match_one(tiny_model: Path, tmp_path: Path) -> None:
+    one = _run(1, tiny_model, tmp_path / "one.json")
+    two = _run(2, tiny_model, tmp_path / "two.json")
+    figures = {k: v for k, v in one.items() if k.split(",")[0] in
+               {"leak_a", "leak_a_chance", "leak_a_p", "leak_b", "orig_rank", "n_excluded"}}
+    assert len(figures) == 6
+    for key, value in figures.items():
+        assert two[key] == pytest.approx(value, abs=1e-9), key
+    # Nine items split unevenly across two ranks: every item is still counted exactly once.
+    assert one["n_samples"] == two["n_samples"]
+    assert one["n_samples"]["effective"] == 9
