@@ -79,7 +79,7 @@ Pure module: numpy and scipy only.
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -104,6 +104,7 @@ REASON_NON_FINITE: Final[str] = "non-finite score"
 REASON_ALL_EQUAL: Final[str] = "all scores equal"
 REASON_EXACT_FIT: Final[str] = "scores fit the model exactly (no residual variation)"
 REASON_TOO_FEW_ITEMS: Final[str] = "fewer than 2 valid items for the mirror null"
+REASON_INVALID_ITEM: Final[str] = "the item had no valid statistic"
 
 _EXACT_FIT_RTOL: Final[float] = 1e-18  # residual SS below this fraction of the total SS is zero
 _LEVERAGE_ATOL: Final[float] = 1e-10  # an ordering with 1 - h_jj below this is fitted exactly
@@ -379,6 +380,21 @@ def _mirror_pvalues(upper: NDArray[np.float64], lower: NDArray[np.float64]) -> N
     return (1.0 + count) / m
 
 
+def _mirror_by_model(
+    upper: NDArray[np.float64], lower: NDArray[np.float64], by_model: list[NDArray[np.int64]], reasons: list[str]
+) -> tuple[NDArray[np.float64], int]:
+    """Mirror-null p-values, pooling decoys only within a model (T+ laws differ across models)."""
+    pvalue = np.full(upper.size, np.nan)
+    n_reference = 0
+    for members in by_model:
+        if members.size == 1:
+            reasons[members[0]] = REASON_TOO_FEW_ITEMS
+        elif members.size > 1:
+            pvalue[members] = _mirror_pvalues(upper[members], lower[members])
+            n_reference = max(n_reference, members.size - 1)
+    return pvalue, n_reference
+
+
 # ---------------------------------------------------------------------------------------------
 # Public API.
 # ---------------------------------------------------------------------------------------------
@@ -499,13 +515,7 @@ def scenario_b_pvalues(
         pvalue[valid] = _upper_tail_pvalues(upper[valid], ref)
         n_reference = ref.size
     elif resolved == "mirror":
-        # Pool decoys within a model: T+ of an additive fit and of an intercept fit differ in law.
-        for members in by_model:
-            if members.size == 1:
-                reasons[members[0]] = REASON_TOO_FEW_ITEMS
-            elif members.size > 1:
-                pvalue[members] = _mirror_pvalues(upper[members], lower[members])
-                n_reference = max(n_reference, members.size - 1)
+        pvalue, n_reference = _mirror_by_model(upper, lower, by_model, reasons)
     else:
         for design, members in fitted:
             if members.size:
@@ -520,6 +530,61 @@ def scenario_b_pvalues(
         model=tuple(models),
         method=method,
         null=resolved,
+        n_reference=n_reference,
+    )
+
+
+def combine_item_statistics(
+    statistic: ArrayLike,
+    decoy: ArrayLike,
+    model: Sequence[str],
+    gaussian_pvalue: ArrayLike,
+    *,
+    null: Literal["auto", "mirror", "gaussian"] = "auto",
+    method: Method = "additive_residual",
+    n_null: int = DEFAULT_N_NULL,
+) -> ScenarioBResult:
+    """Dataset-level p-values from per-item results computed one item at a time.
+
+    lm-eval scores each item on its own (``process_results``) and only sees all items at
+    aggregation. Each item's ``T+``, ``T-``, fitted model and Gaussian-null p-value (from
+    :func:`scenario_b_pvalue`-style single-item calls) are enough to apply the mirror null
+    afterwards: the same p-values :func:`scenario_b_pvalues` gives for the whole batch at once.
+
+    Args:
+        statistic: ``T+`` per item (NaN where invalid).
+        decoy: ``T-`` per item.
+        model: Fitted model per item (``""`` where invalid).
+        gaussian_pvalue: Gaussian-null p-value per item, used when the null resolves to Gaussian.
+        null: ``"mirror"``, ``"gaussian"``, or ``"auto"`` (mirror when at least
+            ``MIN_MIRROR_ITEMS`` valid items share a model).
+        method: The statistic the items were computed with (recorded in the result).
+        n_null: Size of the Gaussian tables behind ``gaussian_pvalue``.
+
+    Returns:
+        A :class:`ScenarioBResult` (``outlier_ordering`` is -1: not known at this level).
+    """
+    upper = np.asarray(statistic, dtype=float)
+    lower = np.asarray(decoy, dtype=float)
+    model_of = np.asarray(list(model), dtype=object)
+    by_model = [np.flatnonzero(model_of == name) for name in ("additive", "intercept", "gap")]
+    reasons = ["" if name else REASON_INVALID_ITEM for name in model_of]
+    if null == "auto":
+        null = "mirror" if max(len(members) for members in by_model) >= MIN_MIRROR_ITEMS else "gaussian"
+    if null == "mirror":
+        pvalue, n_reference = _mirror_by_model(upper, lower, by_model, reasons)
+    else:
+        pvalue = np.where(model_of != "", np.asarray(gaussian_pvalue, dtype=float), np.nan)
+        n_reference = n_null
+    return ScenarioBResult(
+        pvalue=pvalue,
+        statistic=upper,
+        decoy=lower,
+        outlier_ordering=np.full(upper.size, -1, dtype=np.int64),
+        reason=tuple(reasons),
+        model=tuple(str(name) for name in model_of),
+        method=method,
+        null=null,
         n_reference=n_reference,
     )
 

@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 from lm_eval.api.registry import register_aggregation
 
-from lm_eval_leakage import stats
+from lm_eval_leakage import calibrated, stats
 from lm_eval_leakage.benchmarks import BENCHMARKS, InvalidItemError, Item
+from lm_eval_leakage.exchangeability import check_exchangeable
 from lm_eval_leakage.loading import data_env_var, read_hub, read_local
 from lm_eval_leakage.orderings import DEFAULT_MAX_ORDERINGS, build_orderings
 from lm_eval_leakage.reference_rule import default_delta, isolation_flag
@@ -36,6 +37,8 @@ TASK_OPTIONS = (
     "sample_items",
     "sample_seed",
     "delta",
+    "keep_nonexchangeable",
+    "reference_rule",
 )
 """Metadata keys the ``leak_*`` tasks read; lm-eval also passes model arguments, which are ignored."""
 
@@ -59,6 +62,8 @@ def build_docs(
     sample_items: int | None = None,
     sample_seed: int = 0,
     delta: float | None = None,
+    keep_nonexchangeable: bool | str = False,
+    reference_rule: bool | str = True,
     **_other_metadata: Any,
 ) -> list[dict[str, Any]]:
     """Read a benchmark, validate every item and attach its orderings.
@@ -76,6 +81,10 @@ def build_docs(
         sample_seed: Seed of that sample.
         delta: Threshold of the reference's Algorithm 2 (default: -0.20 for four options,
             -0.25 for five or more, per item).
+        keep_nonexchangeable: Keep items whose option order is fixed by content ("All of the
+            above", sorted numbers; see ``exchangeability``) in the scenario-a figures.
+        reference_rule: Compute the paper's IsolationForest rule (``leak_b``); it costs about
+            0.1-0.5 s of CPU per item, so switching it off speeds up large runs.
 
     Returns:
         One lm-eval document per valid item.
@@ -126,6 +135,7 @@ def build_docs(
             item.options, max_orderings=int(max_orderings), seed=int(ordering_seed), item_id=item.id
         )
         context, _ = render(item.question, item.options, template=template, header=item.header)  # type: ignore[arg-type]
+        guard = check_exchangeable(item.options)
         docs.append(
             {
                 "id": item.id,
@@ -138,6 +148,10 @@ def build_docs(
                 "n_distinct": orderings.n_distinct,
                 "complete": orderings.complete,
                 "delta": float(delta) if delta is not None else default_delta(len(item.options)),
+                "exchangeable": guard.exchangeable,
+                "nonexchangeable_reasons": list(guard.reasons),
+                "keep_nonexchangeable": _as_bool(keep_nonexchangeable),
+                "reference_rule": _as_bool(reference_rule),
             }
         )
     return docs
@@ -185,25 +199,49 @@ def doc_to_choice(doc: dict[str, Any]) -> list[str]:
 
 # --------------------------------------------------------------------------- per item
 
+SCENARIO_A_METRICS = (
+    "leak_a", "leak_a_chance", "leak_a_p", "leak_a_excess", "leak_a_excess_lo", "leak_a_excess_hi",
+    "orig_rank", "orig_rank_p", "orig_z", "orig_p", "gap_ratio",
+)
+SCENARIO_B_METRICS = ("leak_b", "leak_b_cal", "leak_b_cal_excess", "leak_b_cal_lo", "leak_b_cal_hi", "leak_b_cal_p")
+
 
 def process_results(doc: dict[str, Any], results: Sequence[tuple[float, bool]]) -> dict[str, Any]:
-    """Per-item values from this item's own requests; ``None`` marks an excluded item."""
+    """Per-item values from this item's own requests.
+
+    ``None`` marks an item left out of a figure: every figure when its scores are unusable
+    (counted in ``n_excluded``), the scenario-a figures when its options are not exchangeable
+    (counted in ``n_nonexch``) unless the task option ``keep_nonexchangeable`` is on.
+    """
     scores = np.array([float(r[0]) for r in results], dtype=np.float64)
     item = stats.item_stats(scores)
+    nonexch = not doc.get("exchangeable", True)
+    counts = {"n_excluded": int(not item.ok), "n_nonexch": int(nonexch)}
     if not item.ok:
         logger.warning("leak item %s excluded: %s", doc["id"], stats.STATUS_REASONS[item.status])
-        return {m: None for m in ("leak_a", "leak_a_chance", "leak_a_p", "leak_b", "orig_rank")} | {
-            "n_excluded": 1
-        }
-    flag = float(item.original_first)
-    return {
+        return dict.fromkeys(SCENARIO_A_METRICS + SCENARIO_B_METRICS) | counts
+
+    flag, n = float(item.original_first), item.n_orderings
+    scenario_a = {
         "leak_a": flag,
-        "leak_a_chance": 1.0 / item.n_orderings,
-        "leak_a_p": [flag, item.n_orderings],
-        "leak_b": float(isolation_flag(scores, delta=doc["delta"])),
+        "leak_a_chance": 1.0 / n,
+        "leak_a_p": [flag, n],
+        "leak_a_excess": [flag, n],
+        "leak_a_excess_lo": [flag, n],
+        "leak_a_excess_hi": [flag, n],
         "orig_rank": item.rank,
-        "n_excluded": 0,
+        "orig_rank_p": [item.rank, n],
+        "orig_z": item.zscore,
+        "orig_p": item.pvalue,
+        "gap_ratio": item.gap_ratio,
     }
+    if nonexch and not doc.get("keep_nonexchangeable", False):
+        scenario_a = dict.fromkeys(SCENARIO_A_METRICS)
+    single = calibrated.scenario_b_pvalues(scores[None, :], np.asarray(doc["perms"]), null="gaussian")
+    record = [float(single.statistic[0]), float(single.decoy[0]), single.model[0], float(single.pvalue[0])]
+    leak_b = float(isolation_flag(scores, delta=doc["delta"])) if doc.get("reference_rule", True) else None
+    scenario_b = {"leak_b": leak_b} | dict.fromkeys(SCENARIO_B_METRICS[1:], record)
+    return scenario_a | scenario_b | counts
 
 
 # --------------------------------------------------------------------------- aggregations
@@ -213,23 +251,109 @@ def _kept(values: Sequence[Any]) -> list[Any]:
     return [v for v in values if v is not None]
 
 
+def _pairs(values: Sequence[Sequence[float] | None]) -> np.ndarray | None:
+    kept = _kept(values)
+    return np.asarray(kept, dtype=np.float64).reshape(-1, 2) if kept else None
+
+
 @register_aggregation("leakage_mean")
 def leakage_mean(values: Sequence[float | None]) -> float:
-    """Mean over the items that were not excluded (NaN when every item was)."""
-    kept = _kept(values)
+    """Mean over the items that were not left out (NaN when every item was)."""
+    kept = [v for v in _kept(values) if np.isfinite(v)]
     return float(np.mean(kept)) if kept else float("nan")
-
-
-@register_aggregation("leakage_flag_pvalue")
-def leakage_flag_pvalue(values: Sequence[Sequence[float] | None]) -> float:
-    """Exact one-sided p-value of the Algorithm 1 count against each item's chance level."""
-    kept = np.asarray(_kept(values), dtype=np.float64).reshape(-1, 2)
-    if kept.shape[0] == 0:
-        return float("nan")
-    return stats.scenario_a(kept[:, 0].astype(bool), kept[:, 1].astype(int)).pvalue
 
 
 @register_aggregation("leakage_count")
 def leakage_count(values: Sequence[int]) -> int:
     """Number of items counted (e.g. excluded)."""
     return int(sum(values))
+
+
+def _scenario_a(values: Sequence[Sequence[float] | None]) -> stats.ScenarioA | None:
+    pairs = _pairs(values)
+    return None if pairs is None else stats.scenario_a(pairs[:, 0].astype(bool), pairs[:, 1].astype(int))
+
+
+@register_aggregation("leakage_flag_pvalue")
+def leakage_flag_pvalue(values: Sequence[Sequence[float] | None]) -> float:
+    """Exact one-sided p-value of the Algorithm 1 count against each item's chance level."""
+    result = _scenario_a(values)
+    return float("nan") if result is None else result.pvalue
+
+
+@register_aggregation("leakage_a_excess")
+def leakage_a_excess(values: Sequence[Sequence[float] | None]) -> float:
+    """``leak_a`` minus its chance level."""
+    result = _scenario_a(values)
+    return float("nan") if result is None else result.excess
+
+
+@register_aggregation("leakage_a_excess_lo")
+def leakage_a_excess_lo(values: Sequence[Sequence[float] | None]) -> float:
+    """Lower end of the 95% interval of ``leak_a_excess``."""
+    result = _scenario_a(values)
+    return float("nan") if result is None else result.excess_ci[0]
+
+
+@register_aggregation("leakage_a_excess_hi")
+def leakage_a_excess_hi(values: Sequence[Sequence[float] | None]) -> float:
+    """Upper end of the 95% interval of ``leak_a_excess``."""
+    result = _scenario_a(values)
+    return float("nan") if result is None else result.excess_ci[1]
+
+
+@register_aggregation("leakage_rank_pvalue")
+def leakage_rank_pvalue(values: Sequence[Sequence[float] | None]) -> float:
+    """One-sided p-value of the mean rank of the original ordering against 0.5."""
+    pairs = _pairs(values)
+    return float("nan") if pairs is None else stats.rank_test(pairs[:, 0], pairs[:, 1]).pvalue
+
+
+def _scenario_b(values: Sequence[Sequence[Any] | None]) -> calibrated.ScenarioBSummary | None:
+    kept = _kept(values)
+    if not kept:
+        return None
+    statistic, decoy, model, gaussian = zip(*kept, strict=True)
+    result = calibrated.combine_item_statistics(statistic, decoy, model, gaussian)
+    if not np.isfinite(result.pvalue).any():
+        return None
+    return calibrated.summarise_scenario_b(result, alpha=CALIBRATED_ALPHA)
+
+
+CALIBRATED_ALPHA = 0.05
+"""Per-item level of the calibrated scenario-b test; its flagged fraction is this under no leakage."""
+
+
+@register_aggregation("leakage_b_cal")
+def leakage_b_cal(values: Sequence[Sequence[Any] | None]) -> float:
+    """Fraction flagged by the calibrated scenario-b test at ``CALIBRATED_ALPHA``."""
+    summary = _scenario_b(values)
+    return float("nan") if summary is None else summary.flagged_fraction
+
+
+@register_aggregation("leakage_b_cal_excess")
+def leakage_b_cal_excess(values: Sequence[Sequence[Any] | None]) -> float:
+    """``leak_b_cal`` minus its calibrated level ``CALIBRATED_ALPHA``."""
+    summary = _scenario_b(values)
+    return float("nan") if summary is None else summary.excess
+
+
+@register_aggregation("leakage_b_cal_lo")
+def leakage_b_cal_lo(values: Sequence[Sequence[Any] | None]) -> float:
+    """Lower end of the 95% interval of ``leak_b_cal_excess``."""
+    summary = _scenario_b(values)
+    return float("nan") if summary is None else summary.excess_low
+
+
+@register_aggregation("leakage_b_cal_hi")
+def leakage_b_cal_hi(values: Sequence[Sequence[Any] | None]) -> float:
+    """Upper end of the 95% interval of ``leak_b_cal_excess``."""
+    summary = _scenario_b(values)
+    return float("nan") if summary is None else summary.excess_high
+
+
+@register_aggregation("leakage_b_cal_p")
+def leakage_b_cal_p(values: Sequence[Sequence[Any] | None]) -> float:
+    """One-sided p-value of ``leak_b_cal`` above its calibrated level."""
+    summary = _scenario_b(values)
+    return float("nan") if summary is None else summary.pvalue

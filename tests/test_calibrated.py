@@ -296,3 +296,26 @@ def test_summary_rejects_empty_dataset() -> None:
     result = scenario_b_pvalues(np.zeros((3, N_ORDERINGS)), PERMS)
     with pytest.raises(ValueError, match="no item"):
         summarise_scenario_b(result)
+
+
+def test_combining_single_item_results_matches_the_batch() -> None:
+    """lm-eval computes items one at a time; combining them must give the batch p-values."""
+    from lm_eval_leakage.calibrated import combine_item_statistics, scenario_b_pvalues
+    from lm_eval_leakage.orderings import build_orderings
+
+    perms = np.array(build_orderings(list("abcd")).perms)
+    scores = np.random.default_rng(11).standard_t(3, size=(250, 24))
+    batch = scenario_b_pvalues(scores, perms, null="mirror")
+    singles = [scenario_b_pvalues(s[None, :], perms, null="gaussian") for s in scores]
+    combined = combine_item_statistics(
+        [r.statistic[0] for r in singles], [r.decoy[0] for r in singles], [r.model[0] for r in singles],
+        [r.pvalue[0] for r in singles],
+    )
+    assert combined.null == "mirror" and combined.n_reference == batch.n_reference
+    np.testing.assert_allclose(combined.pvalue, batch.pvalue, rtol=0, atol=1e-12)
+    few = combine_item_statistics(
+        [r.statistic[0] for r in singles[:20]], [r.decoy[0] for r in singles[:20]],
+        [r.model[0] for r in singles[:20]], [r.pvalue[0] for r in singles[:20]],
+    )
+    assert few.null == "gaussian"
+    np.testing.assert_allclose(few.pvalue, [r.pvalue[0] for r in singles[:20]])

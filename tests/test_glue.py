@@ -6,6 +6,7 @@ import logging
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import CMB_RECORDS, MMLU_RECORDS, SHARED_DATA, write_jsonl
 
@@ -84,24 +85,80 @@ def test_model_arguments_in_metadata_are_ignored(mmlu_file: Path) -> None:
     assert len(docs) == 3
 
 
-def test_process_results_and_aggregations() -> None:
-    doc = {"id": "x", "delta": -0.2}
-    top = glue.process_results(doc, [(-1.0, False), (-3.0, False), (-2.0, False), (-4.0, False)])
-    low = glue.process_results(doc, [(-5.0, False), (-3.0, False), (-2.0, False), (-4.0, False)])
-    bad = glue.process_results(doc, [(float("-inf"), False), (-3.0, False)])
-    assert top == {"leak_a": 1.0, "leak_a_chance": 0.25, "leak_a_p": [1.0, 4], "leak_b": top["leak_b"],
-                   "orig_rank": 0.0, "n_excluded": 0}
-    assert low["leak_a"] == 0.0 and low["orig_rank"] == 1.0
-    assert bad["leak_a"] is None and bad["n_excluded"] == 1
-    rows = [top, low, bad]
+def _doc(options: list[str], **extra: object) -> dict:
+    from lm_eval_leakage.orderings import build_orderings
+
+    perms = [list(p) for p in build_orderings(options).perms]
+    return {"id": "x", "delta": -0.2, "perms": perms, "exchangeable": True} | extra
+
+
+def _results(scores: np.ndarray) -> list[tuple[float, bool]]:
+    return [(float(s), False) for s in scores]
+
+
+def test_process_results_values_for_one_item() -> None:
+    scores = np.linspace(-10.0, -20.0, 24)  # original first, strictly decreasing
+    out = glue.process_results(_doc(list("abcd")), _results(scores))
+    assert out["leak_a"] == 1.0 and out["leak_a_chance"] == pytest.approx(1 / 24)
+    assert out["leak_a_p"] == [1.0, 24] and out["orig_rank"] == 0.0
+    assert out["orig_p"] == pytest.approx(1 / 24)
+    assert out["orig_z"] == pytest.approx(stats.item_stats(scores).zscore)
+    assert out["n_excluded"] == 0 and out["n_nonexch"] == 0
+    statistic, decoy, model, gaussian_p = out["leak_b_cal"]
+    assert model == "additive" and 0.0 < gaussian_p <= 1.0
+    assert out["leak_b_cal_excess"] == out["leak_b_cal"]
+
+
+def test_nonexchangeable_items_leave_scenario_a_only() -> None:
+    scores = np.random.default_rng(0).normal(size=24)
+    doc = _doc(list("abcd"), exchangeable=False)
+    out = glue.process_results(doc, _results(scores))
+    assert out["leak_a"] is None and out["orig_rank"] is None and out["n_nonexch"] == 1
+    assert out["leak_b"] in (0.0, 1.0) and out["leak_b_cal"] is not None
+    kept = glue.process_results(doc | {"keep_nonexchangeable": True}, _results(scores))
+    assert kept["leak_a"] in (0.0, 1.0) and kept["n_nonexch"] == 1
+
+
+def test_unusable_scores_are_excluded_and_counted() -> None:
+    bad = glue.process_results(_doc(["a", "b"]), [(float("-inf"), False), (-3.0, False)])
+    assert bad["leak_a"] is None and bad["leak_b_cal"] is None and bad["n_excluded"] == 1
+
+
+def test_scenario_a_aggregations() -> None:
+    rows = [
+        glue.process_results(_doc(list("abcd")), _results(np.linspace(-1, -5, 24))),  # flagged
+        glue.process_results(_doc(list("abcd")), _results(np.linspace(-5, -1, 24))),  # last
+        glue.process_results(_doc(["a", "b"]), [(float("nan"), False), (-3.0, False)]),  # excluded
+    ]
     assert glue.leakage_mean([r["leak_a"] for r in rows]) == 0.5
-    assert glue.leakage_mean([r["leak_a_chance"] for r in rows]) == 0.25
     assert glue.leakage_count([r["n_excluded"] for r in rows]) == 1
-    assert glue.leakage_flag_pvalue([r["leak_a_p"] for r in rows]) == pytest.approx(
-        stats.poisson_binomial_sf(1, [0.25, 0.25])
+    expected = stats.scenario_a([True, False], [24, 24])
+    assert glue.leakage_flag_pvalue([r["leak_a_p"] for r in rows]) == pytest.approx(expected.pvalue)
+    assert glue.leakage_a_excess([r["leak_a_excess"] for r in rows]) == pytest.approx(0.5 - 1 / 24)
+    assert glue.leakage_a_excess_lo([r["leak_a_excess_lo"] for r in rows]) == pytest.approx(expected.excess_ci[0])
+    assert glue.leakage_a_excess_hi([r["leak_a_excess_hi"] for r in rows]) == pytest.approx(expected.excess_ci[1])
+    assert glue.leakage_rank_pvalue([r["orig_rank_p"] for r in rows]) == pytest.approx(
+        stats.rank_test([0.0, 1.0], [24, 24]).pvalue
     )
     assert math.isnan(glue.leakage_mean([None, None]))
     assert math.isnan(glue.leakage_flag_pvalue([None]))
+
+
+def test_calibrated_aggregation_equals_the_batch_computation() -> None:
+    from lm_eval_leakage import calibrated
+
+    rng = np.random.default_rng(5)
+    doc = _doc(list("abcd"), reference_rule=False)  # the IsolationForest rule is slow and not tested here
+    scores = rng.normal(size=(300, 24))
+    scores[:30, 3] += 6.0  # planted: one ordering stands out in 10% of items
+    rows = [glue.process_results(doc, _results(s)) for s in scores]
+    batch = calibrated.summarise_scenario_b(calibrated.scenario_b_pvalues(scores, np.asarray(doc["perms"])))
+    assert batch.null == "mirror"
+    assert glue.leakage_b_cal([r["leak_b_cal"] for r in rows]) == pytest.approx(batch.flagged_fraction)
+    assert glue.leakage_b_cal_lo([r["leak_b_cal_lo"] for r in rows]) == pytest.approx(batch.excess_low)
+    assert glue.leakage_b_cal_p([r["leak_b_cal_p"] for r in rows]) == pytest.approx(batch.pvalue)
+    assert batch.flagged_fraction > 0.1
+    assert all(r["leak_b"] is None for r in rows)
 
 
 def test_cmb_records_in_hub_schema_build(tmp_path: Path) -> None:
