@@ -27,7 +27,9 @@ N_ITEMS = 20
 def smollm2_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict]]:
     assets = ensure_offline_assets(quiet=True)
     out = tmp_path_factory.mktemp("smollm2_run")
-    metadata = json.dumps({"data_files": str(assets.mmlu_jsonl), "sample_items": N_ITEMS, "sample_seed": 0})
+    metadata = json.dumps(
+        {"data_files": str(assets.mmlu_jsonl), "sample_items": N_ITEMS, "sample_seed": 0, "reference_rule": False}
+    )
     cmd = [
         sys.executable, "-m", "lm_eval", "--model", "hf",
         "--model_args", f"pretrained={assets.model_dir},dtype=float32",
@@ -42,23 +44,40 @@ def smollm2_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[di
     return assets.model_dir, samples
 
 
-def direct_scores(model_dir: Path, context: str, blocks: list[str]) -> np.ndarray:
-    """Sum of log p(token) over the tokens that hold option-block characters, one pass per text."""
+@pytest.fixture(scope="module")
+def direct_model(smollm2_run: tuple[Path, list[dict]]):  # type: ignore[no-untyped-def]
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    model_dir, _ = smollm2_run
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    return tokenizer, model
+
+
+def direct_scores(tokenizer, model, context: str, blocks: list[str]) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """Sum of log p(token) over the tokens that hold option-block characters, full text per ordering.
+
+    Each ordering's full text is encoded on its own (no context/continuation split); the texts of
+    one item go through the model as one right-padded batch, which does not change causal logits.
+    """
+    import torch
+
+    encoded = [tokenizer(context + block, return_offsets_mapping=True, add_special_tokens=False) for block in blocks]
+    width = max(len(e["input_ids"]) for e in encoded)
+    ids = torch.zeros((len(blocks), width), dtype=torch.long)
+    mask = torch.zeros((len(blocks), width), dtype=torch.long)
+    for row, e in enumerate(encoded):
+        ids[row, : len(e["input_ids"])] = torch.tensor(e["input_ids"])
+        mask[row, : len(e["input_ids"])] = 1
+    with torch.no_grad():
+        logprobs = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits.double(), dim=-1)
     scores = []
-    for block in blocks:
-        encoded = tokenizer(context + block, return_offsets_mapping=True, add_special_tokens=False)
-        ids = torch.tensor([encoded["input_ids"]])
-        with torch.no_grad():
-            logprobs = torch.log_softmax(model(ids).logits[0].double(), dim=-1)
+    for row, e in enumerate(encoded):
         total = 0.0
-        for position, (_, end) in enumerate(encoded["offset_mapping"]):
+        for position, (_, end) in enumerate(e["offset_mapping"]):
             if position > 0 and end > len(context):
-                total += float(logprobs[position - 1, encoded["input_ids"][position]])
+                total += float(logprobs[row, position - 1, e["input_ids"][position]])
         scores.append(total)
     return np.array(scores)
 
@@ -69,14 +88,15 @@ def test_real_model_run_reports_all_items(smollm2_run: tuple[Path, list[dict]]) 
     assert all(len(s["filtered_resps"]) == 24 and s["n_excluded"] == 0 for s in samples)
 
 
-def test_parity_with_direct_full_text_computation(smollm2_run: tuple[Path, list[dict]]) -> None:
+def test_parity_with_direct_full_text_computation(smollm2_run: tuple[Path, list[dict]], direct_model) -> None:  # type: ignore[no-untyped-def]
     from lm_eval_leakage.glue import doc_to_choice
 
-    model_dir, samples = smollm2_run
+    _, samples = smollm2_run
+    tokenizer, model = direct_model
     worst = 0.0
     for sample in samples:
         harness = np.array([float(r[0]) for r in sample["filtered_resps"]])
-        direct = direct_scores(model_dir, sample["doc"]["context"], doc_to_choice(sample["doc"]))
+        direct = direct_scores(tokenizer, model, sample["doc"]["context"], doc_to_choice(sample["doc"]))
         difference = np.abs((harness - harness[0]) - (direct - direct[0]))
         worst = max(worst, float(difference.max()))
         # Rankings agree except between orderings closer than the tolerance.

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The main job on the embedded offline default: SmolLM2-135M on a seeded sample of real MMLU items,
+# through lm_eval's own CLI, printing the standard table with the leakage columns.
+# Environment: DEMO_ITEMS (default 40), DEMO_OUT (default results/demo), extra args go to lm_eval.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+.venv/bin/python -m lm_eval_leakage fetch-offline --quiet
+CACHE="${LM_EVAL_LEAKAGE_CACHE:-$PWD/.cache/offline}"
+ITEMS="${DEMO_ITEMS:-40}"
+.venv/bin/lm_eval --model hf \
+  --model_args "pretrained=$CACHE/smollm2-135m,dtype=float32" \
+  --tasks leak_mmlu \
+  --metadata "{\"data_files\": \"$CACHE/mmlu_test.jsonl\", \"sample_items\": $ITEMS}" \
+  --device cpu --batch_size 24 \
+  --output_path "${DEMO_OUT:-results/demo}" --log_samples "$@"
