@@ -19,6 +19,7 @@ from lm_eval.api.registry import register_aggregation
 
 from lm_eval_leakage import calibrated, stats
 from lm_eval_leakage.benchmarks import BENCHMARKS, InvalidItemError, Item
+from lm_eval_leakage.control import control_items
 from lm_eval_leakage.exchangeability import check_exchangeable
 from lm_eval_leakage.loading import data_env_var, read_hub, read_local
 from lm_eval_leakage.orderings import DEFAULT_MAX_ORDERINGS, build_orderings
@@ -64,6 +65,8 @@ def build_docs(
     delta: float | None = None,
     keep_nonexchangeable: bool | str = False,
     reference_rule: bool | str = True,
+    control: bool = False,
+    control_seed: int = 0,
     **_other_metadata: Any,
 ) -> list[dict[str, Any]]:
     """Read a benchmark, validate every item and attach its orderings.
@@ -85,9 +88,13 @@ def build_docs(
             above", sorted numbers; see ``exchangeability``) in the scenario-a figures.
         reference_rule: Compute the paper's IsolationForest rule (``leak_b``); it costs about
             0.1-0.5 s of CPU per item, so switching it off speeds up large runs.
+        control: Add a control item per item (see ``control``), marked ``role: "control"``; set
+            by the ``leak_<benchmark>_control`` tasks, whose metric list reports observed minus
+            control.
+        control_seed: Seed of the control's donor assignment.
 
     Returns:
-        One lm-eval document per valid item.
+        One lm-eval document per valid item (and per control item).
 
     Raises:
         InvalidItemError: An invalid item, unless ``skip_invalid``.
@@ -129,8 +136,13 @@ def build_docs(
         keep = np.sort(np.random.default_rng(int(sample_seed)).choice(len(items), int(sample_items), replace=False))
         items = [items[i] for i in keep]
 
+    roles = ["observed"] * len(items)
+    if control:
+        extra = control_items(items, seed=int(control_seed))
+        items, roles = items + extra, roles + ["control"] * len(extra)
+
     docs = []
-    for item in items:
+    for item, role in zip(items, roles, strict=True):
         orderings = build_orderings(
             item.options, max_orderings=int(max_orderings), seed=int(ordering_seed), item_id=item.id
         )
@@ -152,16 +164,22 @@ def build_docs(
                 "nonexchangeable_reasons": list(guard.reasons),
                 "keep_nonexchangeable": _as_bool(keep_nonexchangeable),
                 "reference_rule": _as_bool(reference_rule),
+                "control": bool(control),
+                "role": role,
             }
         )
     return docs
 
 
-def _dataset(benchmark: str, **metadata: Any) -> Any:
+def _dataset(benchmark: str, *, control: bool = False, **metadata: Any) -> Any:
     import datasets
 
+    # Whether a task has a control is fixed by its hook (its metric list depends on it), not by
+    # --metadata, which applies to every task of a run.
+    metadata.pop("control", None)
+    docs = build_docs(benchmark, control=control, **metadata)
     # The task YAMLs all read the "test" split; which split was scanned is the loader's business.
-    return datasets.DatasetDict({"test": datasets.Dataset.from_list(build_docs(benchmark, **metadata))})
+    return datasets.DatasetDict({"test": datasets.Dataset.from_list(docs)})
 
 
 def load_mmlu(**metadata: Any) -> Any:
@@ -187,6 +205,31 @@ def load_cmb(**metadata: Any) -> Any:
 def load_custom(**metadata: Any) -> Any:
     """``custom_dataset`` hook of ``leak_custom``: a JSONL of ``{question, options[, id, subject]}``."""
     return _dataset("custom", **metadata)
+
+
+def load_mmlu_control(**metadata: Any) -> Any:
+    """``custom_dataset`` hook of ``leak_mmlu_control``."""
+    return _dataset("mmlu", control=True, **metadata)
+
+
+def load_cmmlu_control(**metadata: Any) -> Any:
+    """``custom_dataset`` hook of ``leak_cmmlu_control``."""
+    return _dataset("cmmlu", control=True, **metadata)
+
+
+def load_ceval_control(**metadata: Any) -> Any:
+    """``custom_dataset`` hook of ``leak_ceval_control``."""
+    return _dataset("ceval", control=True, **metadata)
+
+
+def load_cmb_control(**metadata: Any) -> Any:
+    """``custom_dataset`` hook of ``leak_cmb_control``."""
+    return _dataset("cmb", control=True, **metadata)
+
+
+def load_custom_control(**metadata: Any) -> Any:
+    """``custom_dataset`` hook of ``leak_custom_control``."""
+    return _dataset("custom", control=True, **metadata)
 
 
 def doc_to_choice(doc: dict[str, Any]) -> list[str]:
@@ -219,7 +262,11 @@ def process_results(doc: dict[str, Any], results: Sequence[tuple[float, bool]]) 
     counts = {"n_excluded": int(not item.ok), "n_nonexch": int(nonexch)}
     if not item.ok:
         logger.warning("leak item %s excluded: %s", doc["id"], stats.STATUS_REASONS[item.status])
-        return dict.fromkeys(SCENARIO_A_METRICS + SCENARIO_B_METRICS) | counts
+        excluded = dict.fromkeys(SCENARIO_A_METRICS + SCENARIO_B_METRICS) | counts
+        if doc.get("control", False):
+            names = ("leak_a_vs_control", "orig_rank_vs_control", "leak_b_cal_vs_control")
+            excluded |= dict.fromkeys(n for name in names for n in _suffixed(name))
+        return excluded
 
     flag, n = float(item.original_first), item.n_orderings
     scenario_a = {
@@ -241,7 +288,22 @@ def process_results(doc: dict[str, Any], results: Sequence[tuple[float, bool]]) 
     record = [float(single.statistic[0]), float(single.decoy[0]), single.model[0], float(single.pvalue[0])]
     leak_b = float(isolation_flag(scores, delta=doc["delta"])) if doc.get("reference_rule", True) else None
     scenario_b = {"leak_b": leak_b} | dict.fromkeys(SCENARIO_B_METRICS[1:], record)
-    return scenario_a | scenario_b | counts
+    values = scenario_a | scenario_b | counts
+    if not doc.get("control", False):
+        return values
+    is_control = int(doc["role"] == "control")
+    vs_control = {
+        **dict.fromkeys(_suffixed("leak_a_vs_control"), None if values["leak_a"] is None else [flag, is_control]),
+        **dict.fromkeys(_suffixed("orig_rank_vs_control"), None if values["orig_rank"] is None else [item.rank, is_control]),
+        **dict.fromkeys(_suffixed("leak_b_cal_vs_control"), [*record, is_control]),
+    }
+    if is_control:  # control items only enter the differences
+        values = dict.fromkeys(values) | {"n_excluded": 0, "n_nonexch": 0}
+    return values | vs_control
+
+
+def _suffixed(name: str) -> tuple[str, str, str]:
+    return (name, f"{name}_lo", f"{name}_hi")
 
 
 # --------------------------------------------------------------------------- aggregations
@@ -357,3 +419,43 @@ def leakage_b_cal_p(values: Sequence[Sequence[Any] | None]) -> float:
     """One-sided p-value of ``leak_b_cal`` above its calibrated level."""
     summary = _scenario_b(values)
     return float("nan") if summary is None else summary.pvalue
+
+
+# --------------------------------------------------------------------------- observed minus control
+
+
+def _split_roles(values: Sequence[Sequence[Any] | None]) -> tuple[list[Any], list[Any]]:
+    kept = _kept(values)
+    return [v[:-1] for v in kept if not v[-1]], [v[:-1] for v in kept if v[-1]]
+
+
+def _leak_a_vs_control(values: Sequence[Sequence[Any] | None]) -> stats.Difference:
+    observed, control = _split_roles(values)
+    return stats.proportion_difference(
+        int(sum(v[0] for v in observed)), len(observed), int(sum(v[0] for v in control)), len(control)
+    )
+
+
+def _orig_rank_vs_control(values: Sequence[Sequence[Any] | None]) -> stats.Difference:
+    observed, control = _split_roles(values)
+    return stats.mean_difference([v[0] for v in observed], [v[0] for v in control])
+
+
+def _leak_b_cal_vs_control(values: Sequence[Sequence[Any] | None]) -> stats.Difference:
+    counts = []
+    for group in _split_roles(values):
+        summary = _scenario_b(group) if group else None
+        counts += [0, 0] if summary is None else [summary.n_flagged, summary.n_valid]
+    return stats.proportion_difference(*counts)
+
+
+def _register_difference(name: str, compute: Any) -> None:
+    """Register ``name`` (observed minus control) and ``name_lo``/``name_hi`` (its 95% interval)."""
+    register_aggregation(f"leakage_{name}")(lambda values: compute(values).difference)
+    register_aggregation(f"leakage_{name}_lo")(lambda values: compute(values).ci[0])
+    register_aggregation(f"leakage_{name}_hi")(lambda values: compute(values).ci[1])
+
+
+_register_difference("leak_a_vs_control", _leak_a_vs_control)
+_register_difference("orig_rank_vs_control", _orig_rank_vs_control)
+_register_difference("leak_b_cal_vs_control", _leak_b_cal_vs_control)

@@ -115,6 +115,23 @@ def test_python_m_lm_eval_with_explicit_include_path(tiny_model: Path, data_env:
     assert "leak_mmlu_native" in proc.stdout and "leak_b_cal" in proc.stdout
 
 
+def test_control_task_reports_observed_minus_control(tiny_model: Path, tmp_path: Path) -> None:
+    from conftest import SHARED_DATA
+
+    metadata = {"data_files": str(SHARED_DATA / "cmb_example.json"), "sample_items": 6, "reference_rule": False}
+    out = tmp_path / "control"
+    proc = lm_eval(
+        "--model", "hf", "--model_args", f"pretrained={tiny_model},dtype=float32", "--tasks", "leak_cmb_control",
+        "--device", "cpu", "--batch_size", "32", "--metadata", json.dumps(metadata), "--output_path", str(out),
+    )
+    assert "leak_a_vs_control" in proc.stdout
+    (results_file,) = glob.glob(str(out / "*" / "results_*.json"))
+    row = json.loads(Path(results_file).read_text())["results"]["leak_cmb_control"]
+    low, mid, high = (row[f"leak_a_vs_control{end},none"] for end in ("_lo", "", "_hi"))
+    assert low <= mid <= high
+    assert row["leak_a_chance,none"] == pytest.approx(1 / 120)
+
+
 def test_invalid_item_stops_before_the_model_runs(tiny_model: Path, tmp_path: Path) -> None:
     bad = write_jsonl(tmp_path / "bad.jsonl", [MMLU_RECORDS[0], {"question": "Q?", "choices": ["only one"]}])
     proc = subprocess.run(

@@ -167,3 +167,38 @@ def test_cmb_records_in_hub_schema_build(tmp_path: Path) -> None:
     docs = glue.build_docs("cmb", data_files=str(path), template="native")
     assert [len(d["perms"]) for d in docs] == [120, 24]
     assert docs[0]["context"].startswith("以下是中国医师考试中执业医师考试的一道单项选择题")
+
+
+def test_control_docs_and_observed_minus_control() -> None:
+    from lm_eval.api.registry import get_aggregation
+
+    docs = glue.build_docs("cmb", data_files=str(SHARED_DATA / "cmb_example.json"), sample_items=6, control=True)
+    roles = [d["role"] for d in docs]
+    assert roles.count("observed") == 6 and roles.count("control") == 6
+    observed = {d["id"]: d for d in docs if d["role"] == "observed"}
+    for doc in docs:
+        if doc["role"] == "control":
+            twin = observed[doc["id"].removesuffix("~control")]
+            assert doc["question"] == twin["question"] and doc["options"] != twin["options"]
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for doc in docs:
+        scores = rng.normal(size=len(doc["perms"]))
+        if doc["role"] == "observed":
+            scores[0] += 10.0  # every observed item's original ordering is on top
+        rows.append(glue.process_results(doc | {"reference_rule": False}, _results(scores)))
+    control_rows = [r for r, d in zip(rows, docs) if d["role"] == "control"]
+    assert all(r["leak_a"] is None and r["n_excluded"] == 0 for r in control_rows)
+    diff = get_aggregation("leakage_leak_a_vs_control")([r["leak_a_vs_control"] for r in rows])
+    lo = get_aggregation("leakage_leak_a_vs_control_lo")([r["leak_a_vs_control_lo"] for r in rows])
+    records = [r["leak_a_vs_control"] for r in rows if r["leak_a_vs_control"] is not None]
+    observed_flags = [f for f, is_control in records if not is_control]
+    control_flags = [f for f, is_control in records if is_control]
+    assert observed_flags and all(f == 1.0 for f in observed_flags)
+    assert diff == pytest.approx(np.mean(observed_flags) - np.mean(control_flags))
+    assert diff > 0.5 and lo > 0.3
+    rank = get_aggregation("leakage_orig_rank_vs_control")([r["orig_rank_vs_control"] for r in rows])
+    assert rank < -0.3
+    plain = glue.process_results(docs[0] | {"control": False, "reference_rule": False}, _results(rng.normal(size=120)))
+    assert "leak_a_vs_control" not in plain

@@ -109,3 +109,21 @@ def test_rank_test_null_and_planted() -> None:
     scores[:, 0] += 1.0
     planted = stats.batch_item_stats(scores)
     assert stats.rank_test(planted["rank"], np.full(500, 24)).pvalue < 1e-10
+
+
+def test_proportion_difference_newcombe_known_value() -> None:
+    # Newcombe (1998), Table II example (56/70 vs 48/80): difference 0.2, method 10 gives
+    # 0.0524 to 0.3339.
+    result = stats.proportion_difference(56, 70, 48, 80)
+    assert result.difference == pytest.approx(0.2)
+    assert result.ci[0] == pytest.approx(0.0524, abs=2e-4) and result.ci[1] == pytest.approx(0.3339, abs=2e-4)
+    assert math.isnan(stats.proportion_difference(1, 0, 1, 2).difference)
+
+
+def test_mean_difference_covers_truth() -> None:
+    rng = np.random.default_rng(3)
+    covered = 0
+    for _ in range(400):
+        result = stats.mean_difference(rng.normal(0.3, 1, 200), rng.normal(0.0, 1, 150))
+        covered += result.ci[0] <= 0.3 <= result.ci[1]
+    assert 0.92 <= covered / 400 <= 0.98

@@ -14,7 +14,7 @@ from conftest import MMLU_RECORDS, write_jsonl
 from lm_eval_leakage.autoload import tasks_dir
 
 BENCHMARKS = ("mmlu", "cmmlu", "ceval", "cmb", "custom")
-EXPECTED = {f"leak_{b}{s}" for b in BENCHMARKS for s in ("", "_native")}
+EXPECTED = {f"leak_{b}{s}" for b in BENCHMARKS for s in ("", "_native", "_control")}
 
 
 @pytest.fixture(scope="module")
@@ -31,17 +31,15 @@ def test_task_files_follow_the_naming_scheme() -> None:
 
 def test_generated_yamls_are_up_to_date() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-    from generate_tasks import task_yaml
+    from generate_tasks import expected_files
 
-    for name in EXPECTED:
-        benchmark = name.removeprefix("leak_").removesuffix("_native")
-        template = "native" if name.endswith("_native") else "reference"
-        assert (tasks_dir() / f"{name}.yaml").read_text(encoding="utf-8") == task_yaml(benchmark, template)
+    for name, text in expected_files().items():
+        assert (tasks_dir() / name).read_text(encoding="utf-8") == text, f"run scripts/generate_tasks.py ({name})"
 
 
 def test_task_manager_indexes_every_task_without_include_path(task_manager) -> None:  # type: ignore[no-untyped-def]
     assert EXPECTED <= set(task_manager.all_subtasks)
-    assert {"leakage", "leakage_native"} <= set(task_manager.all_tags)
+    assert {"leakage", "leakage_native", "leakage_control"} <= set(task_manager.all_tags)
 
 
 def test_task_loads_and_renders_requests(task_manager, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
