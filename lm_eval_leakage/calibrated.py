@@ -87,6 +87,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
+from lm_eval_leakage.stats import wilson_interval
+
 Method = Literal["additive_residual", "studentised_max", "gap_ratio"]
 Null = Literal["auto", "mirror", "gaussian", "reference"]
 Model = Literal["additive", "intercept", "gap"]
@@ -663,15 +665,6 @@ def scenario_b_pvalue(
     return float(result.pvalue[0])
 
 
-def _wilson(successes: float, trials: float, z: float) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion."""
-    share = successes / trials
-    denominator = 1.0 + z**2 / trials
-    centre = (share + z**2 / (2.0 * trials)) / denominator
-    half = z * math.sqrt(share * (1.0 - share) / trials + z**2 / (4.0 * trials**2)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
 def summarise_scenario_b(
     result: ScenarioBResult, *, alpha: float = 0.05, confidence: float = 0.95
 ) -> ScenarioBSummary:
@@ -705,11 +698,10 @@ def summarise_scenario_b(
         reasons = sorted({reason for reason in result.reason if reason})
         raise ValueError(f"no item has a scenario-b p-value (reasons: {reasons})")
     n_flagged = int(np.sum(pvalues[valid] < alpha))
-    z = float(stats.norm.ppf(0.5 + confidence / 2.0))
     flagged = n_flagged / n_valid
-    low, high = _wilson(n_flagged, n_valid, z)
+    low, high = wilson_interval(n_flagged, n_valid, confidence=confidence)
     n_ref = max(result.n_reference, 1)
-    null_low, null_high = _wilson(alpha * n_ref, n_ref, z)
+    null_low, null_high = wilson_interval(alpha * n_ref, n_ref, confidence=confidence)
     excess = flagged - alpha
     excess_low = excess - math.hypot(flagged - low, null_high - alpha)
     excess_high = excess + math.hypot(high - flagged, alpha - null_low)

@@ -182,8 +182,11 @@ class ScenarioA:
     excess_ci: tuple[float, float]
 
 
-def wilson_interval(successes: int, n: int, *, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion (NaNs when ``n == 0``)."""
+def wilson_interval(successes: float, n: float, *, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion (NaNs when ``n == 0``).
+
+    ``successes`` may be fractional (an expected count), as when bounding a nominal level.
+    """
     if n == 0:
         return (np.nan, np.nan)
     z = sps.norm.ppf(0.5 + confidence / 2)
