@@ -14,6 +14,8 @@ from conftest import CEVAL_RECORDS, CMB_RECORDS, CMMLU_RECORDS, CUSTOM_RECORDS, 
 
 from lm_eval_leakage.autoload import tasks_dir
 
+pytestmark = pytest.mark.slow
+
 COLUMNS = {
     "leak_a", "leak_a_chance", "leak_a_p", "leak_a_excess", "leak_a_excess_lo", "leak_a_excess_hi",
     "orig_rank", "orig_rank_p", "orig_z", "orig_p", "gap_ratio", "leak_b", "leak_b_cal",

@@ -59,6 +59,7 @@ def test_task_loads_and_renders_requests(task_manager, tmp_path: Path) -> None: 
     assert len({r.args[1] for r in requests}) == 24
 
 
+@pytest.mark.slow
 def test_lm_eval_validate_passes() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "lm_eval", "validate", "--tasks", "leak_mmlu,leak_cmmlu,leak_ceval,leak_cmb"],
@@ -67,6 +68,7 @@ def test_lm_eval_validate_passes() -> None:
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_bridge_can_be_switched_off_and_include_path_works(tmp_path: Path) -> None:
     code = (
         "from lm_eval.tasks import TaskManager; import json, sys\n"
