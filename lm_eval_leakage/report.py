@@ -51,7 +51,7 @@ import numpy as np
 
 from lm_eval_leakage import calibrated, stats
 from lm_eval_leakage.exchangeability import check_exchangeable
-from lm_eval_leakage.reference_rule import isolation_score
+from lm_eval_leakage.reference_rule import isolation_null_scores, isolation_score
 
 logger = logging.getLogger("lm_eval_leakage")
 
@@ -580,28 +580,6 @@ def analyse(run: Run, settings: Settings | None = None) -> RunAnalysis:
 
 
 @cache
-def isolation_null_scores(n_orderings: int, *, draws: int, seed: int) -> np.ndarray:
-    """Algorithm 2's anomaly score of the best ordering on simulated clean items.
-
-    Each draw is an item whose ``n_orderings`` scores are i.i.d. standard normal: no ordering is
-    special. IsolationForest picks split values uniformly between the minimum and maximum, so
-    with its fixed random state its scores do not change under a positive affine map of the
-    scores: the standard normal stands for any normal distribution. Real clean items need not be
-    normal (METHOD.md section 4 gives 20-50% false flags depending on shape), so the rate this
-    gives is a reference level, not a calibrated null. (This belongs with ``reference_rule``.)
-
-    Args:
-        n_orderings: Orderings per simulated item (>= 2).
-        draws: Simulated items.
-        seed: Seed of the ``numpy.random.Generator``.
-
-    Returns:
-        ``draws`` anomaly scores; the null flag rate at ``delta`` is ``mean(scores < delta)``.
-    """
-    rng = np.random.default_rng([seed, n_orderings])
-    return np.array([isolation_score(rng.standard_normal(n_orderings)) for _ in range(draws)])
-
-
 @dataclass(frozen=True)
 class Summary:
     """Dataset-level figures of one run (or one subject of it), all recomputed.

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from conftest import MMLU_RECORDS, SHARED_DATA, build_tiny_model, write_jsonl
 
-from lm_eval_leakage import plots, report
+from lm_eval_leakage import plots, reference_rule, report
 
 STAMP = "2026-01-02T03-04-05.678901"
 FAST = ["--null-draws", "5", "--cases", "1", "--formats", "png", "--top", "3"]
@@ -237,8 +237,8 @@ def test_delta_threshold_moves_scenario_b_and_its_bars(two_models: Path) -> None
 
 
 def test_isolation_null_is_seeded_and_bounded() -> None:
-    first = report.isolation_null_scores(24, draws=6, seed=3)
-    assert np.array_equal(first, report.isolation_null_scores(24, draws=6, seed=3))
+    first = reference_rule.isolation_null_scores(24, draws=6, seed=3)
+    assert np.array_equal(first, reference_rule.isolation_null_scores(24, draws=6, seed=3))
     settings = report.Settings(null_draws=6, seed=3)
     assert report.null_rate(24, 1.0, settings) == 1.0 and report.null_rate(24, -1.0, settings) == 0.0
     assert np.isnan(report.null_rate(24, -0.2, report.Settings(null_draws=0)))
