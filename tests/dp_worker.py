@@ -24,6 +24,8 @@ def main(model_dir: str, tasks: str, metadata: str, out_file: str) -> None:
         lm._rank = accelerator.process_index
         lm._world_size = accelerator.num_processes
     results = simple_evaluate(model=lm, tasks=tasks.split(","), metadata=json.loads(metadata), bootstrap_iters=0)
+    with open(f"{out_file}.rank{lm.rank}", "w", encoding="utf-8") as handle:
+        json.dump({"rank": lm.rank, "world_size": lm.world_size}, handle)
     if accelerator.is_main_process:
         with open(out_file, "w", encoding="utf-8") as handle:
             json.dump({k: results[k] for k in ("results", "n-samples")}, handle, indent=1, default=str)

@@ -23,6 +23,8 @@ def _run(nproc: int, model: Path, out: Path) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
+    ranks = [json.loads(Path(f"{out}.rank{r}").read_text()) for r in range(nproc)]
+    assert [r["world_size"] for r in ranks] == [nproc] * nproc  # lm-eval really sharded the items
     saved = json.loads(out.read_text())
     return {**saved["results"]["leak_cmb"], "n_samples": saved["n-samples"]["leak_cmb"]}
 
