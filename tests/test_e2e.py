@@ -117,6 +117,38 @@ def test_python_m_lm_eval_with_explicit_include_path(tiny_model: Path, data_env:
     assert "leak_mmlu_native" in proc.stdout and "leak_b_cal" in proc.stdout
 
 
+def test_accuracy_and_leakage_in_one_table(tiny_model: Path, data_env: dict[str, str], tmp_path: Path) -> None:
+    """A standard lm-eval multiple-choice task (as `mmlu` is) and leak_mmlu in one run and one table.
+
+    `mmlu` itself needs the hub; this stand-in is an ordinary YAML task over the same items.
+    """
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "local_mc.yaml").write_text(
+        "task: local_mc\n"
+        "dataset_path: json\n"
+        f"dataset_kwargs:\n  data_files:\n    test: {data_env['LM_EVAL_LEAKAGE_MMLU_DATA']}\n"
+        "test_split: test\n"
+        "output_type: multiple_choice\n"
+        'doc_to_text: "{{question}}\\nAnswer:"\n'
+        'doc_to_choice: "{{choices}}"\n'
+        "doc_to_target: answer\n"
+        "metric_list:\n  - metric: acc\n    aggregation: mean\n    higher_is_better: true\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    proc = lm_eval(
+        "--model", "hf", "--model_args", f"pretrained={tiny_model},dtype=float32",
+        "--tasks", "local_mc,leak_mmlu", "--include_path", str(tasks), "--device", "cpu",
+        "--metadata", json.dumps({"reference_rule": False}), "--output_path", str(out), env=data_env,
+    )
+    table = proc.stdout
+    assert "local_mc" in table and "acc" in table and "leak_mmlu" in table and "leak_a_chance" in table
+    (results_file,) = glob.glob(str(out / "*" / "results_*.json"))
+    results = json.loads(Path(results_file).read_text())["results"]
+    assert "acc,none" in results["local_mc"] and "leak_a,none" in results["leak_mmlu"]
+
+
 def test_control_task_reports_observed_minus_control(tiny_model: Path, tmp_path: Path) -> None:
     from conftest import SHARED_DATA
 
