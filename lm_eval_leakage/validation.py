@@ -113,7 +113,7 @@ class ValidationConfig:
     """
 
     out_dir: str
-    n_items: int = 48
+    n_items: int = 60
     epochs: tuple[int, ...] = (1, 2, 3, 5, 10)
     scenario: Scenario = "a"
     train_format: TrainFormat = "template"
@@ -1091,11 +1091,8 @@ def markdown_report(report: Mapping[str, Any]) -> str:
         if cpu.get("total_seconds"):
             lines += [
                 "",
-                (
-                    f"CPU time of the process: {cpu['total_seconds'] / 60:.1f} min "
-                    f"({cpu['total_seconds'] / 60 / threads:.1f} min of wall time on {threads} idle cores at "
-                    "full parallel use; the wall time above is longer when the machine is shared)."
-                ),
+                f"CPU time of the process: {cpu['total_seconds'] / 60:.1f} min over {threads} threads "
+                + "(on a shared machine this and the wall time above overstate an idle machine's cost).",
             ]
     machine = report.get("machine")
     if machine:

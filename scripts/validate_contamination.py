@@ -2,14 +2,14 @@
 """Controlled-contamination validation (issue 4): leak half of N items into a model, then detect.
 
 Examples:
-    # the default configuration: 48 MMLU items, scenario a, detection-template format, epochs 1,2,3,5,10
-    python scripts/validate_contamination.py --out runs/validation_a_template
+    # the default configuration: 60 MMLU items, scenario a, detection-template format, epochs 1,2,3,5,10
+    python scripts/validate_contamination.py --out results/validation_a_template
     # the other combinations are one flag away
-    python scripts/validate_contamination.py --scenario b --format native --out runs/validation_b_native
+    python scripts/validate_contamination.py --scenario b --format native --out results/validation_b_native
     # a smoke run (8 items, one epoch)
     python scripts/validate_contamination.py --quick --out /tmp/validation_quick
     # recompute the tables and the ROC picture of a (partly) finished run, no model needed
-    python scripts/validate_contamination.py --report-only --out runs/validation_a_template
+    python scripts/validate_contamination.py --report-only --out results/validation_a_template
 
 See docs/validation.md and ``lm_eval_leakage.validation``.
 """
