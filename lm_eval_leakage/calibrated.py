@@ -8,33 +8,49 @@ them). This module replaces the threshold by a p-value whose false-positive rate
 the nominal alpha (issue 3, item 4).
 
 Model of an unseen item. With ``perms[j, p]`` the original option shown at position ``p`` in
-ordering ``j``, the score (summed log-likelihood) of ordering ``j`` is taken to be additive::
+ordering ``j``, the score (summed log-likelihood) of ordering ``j`` is taken to be::
 
-    score_j = mu + sum_p beta[perms[j, p], p] + eps_j,      eps_j i.i.d., symmetric about 0
+    score_j = mu + sum_p beta[perms[j, p], p] + eps_j
 
 ``beta[o, p]`` absorbs "option o reads better in slot p" effects, e.g. "None of these" liking the
-last slot. A leaked ordering adds a positive bump to one ``eps_j``.
+last slot; ``eps`` is the rest. Under no leakage the law of the scores is taken to be symmetric
+about its centre (``beta`` and ``eps`` as likely to push one way as the other), which is what the
+default mirror null needs.
 
-Statistic (``method="additive_residual"``, the default). Fit the additive model by least squares
-(its column space has dimension (k-1)^2 + 1, i.e. 10 for k = 4, leaving 14 residual degrees of
-freedom out of 24 orderings). Let ``a`` and ``b`` be the orderings with the largest and smallest
-internally studentised residuals. Refit without both, predict them, and studentise by the refit's
-residual scale::
+Statistics (``method``):
 
-    T+ = (y_a - yhat_a) / (s_(-ab) * sqrt(1 + x_a' (X_(-ab)' X_(-ab))^+ x_a))
-    T- = (yhat_b - y_b) / (s_(-ab) * sqrt(1 + x_b' (X_(-ab)' X_(-ab))^+ x_b))
+* ``"studentised_max"`` (the default): ``T+ = (max_j score_j - mean) / sd`` over the item's
+  orderings (Grubbs' statistic), mirrored by ``T- = (mean - min_j score_j) / sd``.
+* ``"additive_residual"``: fit the additive model above by least squares (column space of
+  dimension (k-1)^2 + 1, i.e. 10 for k = 4, leaving 14 residual degrees of freedom of 24). Let
+  ``a`` and ``b`` be the orderings with the largest and smallest internally studentised residuals.
+  Refit without both, predict them, and studentise by the refit's residual scale::
 
-computed in closed form from the full fit (with ``M = I - H`` the residual maker and ``J = {a, b}``:
-prediction residuals ``M_JJ^-1 r_J``, their variances ``sigma^2 diag(M_JJ^-1)``, residual sum of
-squares ``RSS - r_J' M_JJ^-1 r_J`` on ``df - 2`` degrees of freedom; when a sampled design makes
-``r_a`` and ``r_b`` perfectly correlated, ``M_JJ`` has rank 1 and its pseudo-inverse is used, on
-``df - 1`` degrees of freedom). ``T+`` is large when the best
-ordering beats what the other orderings' position effects predict; excluding ``a`` and ``b`` from
-the fit keeps a leaked ordering out of its own baseline and scale. The statistic is exactly
-invariant to ``mu`` and ``beta`` (the residual maker annihilates them), so only the error law
-matters. ``T-`` is its mirror image: under a sign flip of the errors ``T+`` and ``T-`` swap, so for
-symmetric errors they have the same distribution, and a leaked ordering (which only pushes one
-score up) barely moves ``T-``.
+      T+ = (y_a - yhat_a) / (s_(-ab) * sqrt(1 + x_a' (X_(-ab)' X_(-ab))^+ x_a))
+      T- = (yhat_b - y_b) / (s_(-ab) * sqrt(1 + x_b' (X_(-ab)' X_(-ab))^+ x_b))
+
+  computed in closed form from the full fit (with ``M = I - H`` the residual maker and
+  ``J = {a, b}``: prediction residuals ``M_JJ^-1 r_J``, their variances ``sigma^2 diag(M_JJ^-1)``,
+  residual sum of squares ``RSS - r_J' M_JJ^-1 r_J`` on ``df - 2`` degrees of freedom; when a
+  sampled design makes ``r_a`` and ``r_b`` perfectly correlated, ``M_JJ`` has rank 1 and its
+  pseudo-inverse is used, on ``df - 1`` degrees of freedom). Exactly invariant to ``mu`` and
+  ``beta``: it detects a bump on *one* ordering that the position effects cannot explain.
+* ``"gap_ratio"``: ``(max - second) / (max - min)``, mirrored by ``(second lowest - min) /
+  (max - min)``.
+
+Under a sign flip of the scores ``T+`` and ``T-`` swap, so for a symmetric law they share one
+distribution; a leaked ordering, which pushes scores up, raises ``T+`` far more than ``T-``.
+
+Choice of the default. The additive residual is the most powerful statistic against a single
+bumped ordering (simulated power in ``tests/test_calibrated.py``), but real memorisation is not a
+single bump. In the controlled-contamination runs (``docs/validation.md``; SmolLM2-135M fine-tuned
+on 30 of 60 MMLU items in their original order), the additive model explained 91% of the
+variance of a leaked item's 24 scores after 10 epochs (83% for clean items): a memorised option
+gains in its own slot whatever surrounds it, which is an option-at-position effect, so the fit
+absorbs the leak. ROC AUC of leaked against clean items at epochs 0/1/2/3/5/10: studentised max
+.52/.46/.61/.71/.84/.93, additive residual .53/.55/.54/.52/.51/.55. On 200 unseen MMLU items
+(SmolLM2-135M, the README's run) the mirror null flagged 2.0% with the studentised max and 9.0%
+with the additive residual at alpha = 0.05.
 
 Nulls.
 
@@ -45,29 +61,27 @@ Nulls.
 * ``"gaussian"``: a Monte Carlo table of ``T+`` under i.i.d. Gaussian errors, which depends only on
   the design (the orderings shown), not on the item: built once per design and reused. Exact when
   the errors are Gaussian; anti-conservative for heavy-tailed errors (t with 3 df: 15% flagged at
-  alpha = 0.05). The only null available for a single item.
+  alpha = 0.05). The only null available for a single item. For the studentised max it is
+  conservative on real scores, whose position effects give flatter tails than Gaussian noise
+  (0.5% flagged at alpha = 0.05 on the 200 unseen MMLU items above).
 * ``"reference"``: ``T+`` values of a control set the caller supplies (e.g. items no corpus can
   contain, issue 3 item 5), scored with the same method and design. Needs no symmetry.
 
-Alternative statistics (kept for comparison; see ``scripts/bench_calibrated.py`` and the report in
-the tests): ``"studentised_max"``, ``(max - mean) / sd`` of the raw scores (Grubbs), mirrored by
-``(mean - min) / sd``; ``"gap_ratio"``, ``(max - second) / (max - min)``, mirrored by
-``(second lowest - min) / (max - min)``. Neither removes position effects, so under the additive
-model their Gaussian tables are miscalibrated and their power is much lower.
-
-Fallbacks when the orderings cannot identify the additive model (sampled orderings: fewer than
+Fallbacks of ``"additive_residual"`` when the orderings cannot identify the additive model (sampled orderings: fewer than
 ``MIN_RESIDUAL_DF`` residual degrees of freedom): the same deleted-pair statistic with an
 intercept-only model (no position effects), if there are at least 4 orderings; with 3 orderings,
 the gap ratio. The model used is recorded per item.
 
 Limits (simulated with ``scripts/bench_calibrated.py --candidates``, k = 4, alpha = 0.05):
 
-* Mirror null with many leaked items: a leaked item's ``T-`` is slightly smaller than a clean
+* Mirror null with many leaked items (additive residual): a leaked item's ``T-`` is slightly smaller than a clean
   one's, so the decoy sample thins and clean items' false-positive rate rises: 0.05 with 5% of
   items leaked, 0.06-0.07 with 50% leaked by a bump of 5-8 noise sd.
 * Right-skewed errors break every mirror null (i.i.d. lognormal scores: 0.67). On SmolLM2-135M and
   20 real MMLU items, the pooled studentised residuals had skewness -0.09 (Gaussian 95% range
   +-0.17) and lighter tails than Gaussian, and ``T+`` and ``T-`` had equal means (2.00, 2.06).
+  On 200 items: pooled skewness of the standardised scores -0.05; studentised max ``T+`` and
+  ``T-`` means 1.84 and 1.89 (two-sample KS p = 0.33).
 * Effects beyond the additive model (which option follows which) make the Gaussian table
   conservative (0.024 with strong adjacency effects); the mirror null stays at 0.05.
 * Orderings that render the same text (duplicate options, METHOD.md section 4 item 5) get equal
@@ -94,6 +108,8 @@ Null = Literal["auto", "mirror", "gaussian", "reference"]
 Model = Literal["additive", "intercept", "gap"]
 
 METHODS: Final[tuple[Method, ...]] = ("additive_residual", "studentised_max", "gap_ratio")
+DEFAULT_METHOD: Final[Method] = "studentised_max"
+"""The statistic used when none is named (why: "Choice of the default" in the module docstring)."""
 MIN_RESIDUAL_DF: Final[int] = 5
 """Residual degrees of freedom the additive fit needs (3 are left after deleting the extreme pair)."""
 MIN_MIRROR_ITEMS: Final[int] = 200
@@ -414,7 +430,7 @@ def scenario_b_pvalues(
     scores: ArrayLike,
     perms: ArrayLike,
     *,
-    method: Method = "additive_residual",
+    method: Method = DEFAULT_METHOD,
     null: Null = "auto",
     reference: ArrayLike | None = None,
     n_null: int = DEFAULT_N_NULL,
@@ -431,7 +447,8 @@ def scenario_b_pvalues(
             ``j``; ordering 0 is the original.
         perms: ``(n, k)`` orderings shared by all items, or ``(m, n, k)`` per item;
             ``perms[..., j, p]`` is the original option shown at position ``p`` in ordering ``j``.
-        method: ``"additive_residual"`` (default), ``"studentised_max"`` or ``"gap_ratio"``.
+        method: ``"studentised_max"`` (default, :data:`DEFAULT_METHOD`), ``"additive_residual"``
+            or ``"gap_ratio"``.
         null: ``"mirror"``, ``"gaussian"``, ``"reference"``, or ``"auto"``: mirror when at least
             ``MIN_MIRROR_ITEMS`` valid items share a model, else Gaussian.
         reference: ``T+`` values of unseen control items (the ``statistic`` of their result,
@@ -543,7 +560,7 @@ def combine_item_statistics(
     gaussian_pvalue: ArrayLike,
     *,
     null: Literal["auto", "mirror", "gaussian"] = "auto",
-    method: Method = "additive_residual",
+    method: Method = DEFAULT_METHOD,
     n_null: int = DEFAULT_N_NULL,
 ) -> ScenarioBResult:
     """Dataset-level p-values from per-item results computed one item at a time.
@@ -622,7 +639,7 @@ def scenario_b_pvalue(
     scores: ArrayLike,
     perms: ArrayLike,
     *,
-    method: Method = "additive_residual",
+    method: Method = DEFAULT_METHOD,
     null: Literal["gaussian", "reference"] = "gaussian",
     reference: ArrayLike | None = None,
     n_null: int = DEFAULT_N_NULL,

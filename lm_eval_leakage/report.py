@@ -665,7 +665,7 @@ def _calibrated_summary(analysis: RunAnalysis, kept: Sequence[ItemResult], alpha
     result = calibrated.ScenarioBResult(
         pvalue=pvalues, statistic=np.array([r.cal_statistic for r in kept]), decoy=np.full(len(kept), np.nan),
         outlier_ordering=np.full(len(kept), -1, dtype=np.int64), reason=("",) * len(kept),
-        model=("",) * len(kept), method="additive_residual",
+        model=("",) * len(kept), method=calibrated.DEFAULT_METHOD,
         null=analysis.cal_null,  # type: ignore[arg-type]
         n_reference=analysis.cal_n_reference,
     )
@@ -847,7 +847,7 @@ COLUMN_NOTES = [
         "reference level only; the rule is uncalibrated and real clean models differ."
     )),
     ("b cal.", (
-        "calibrated scenario-b test (additive-model residual of the standout ordering): fraction of items "
+        "calibrated scenario-b test (studentised maximum of the item's ordering scores): fraction of items "
         "with p < level; its rate with no leakage is the level; * = p < 0.05 for a rate above it."
     )),
     ("mean rank", "mean normalised rank of the original ordering (0 = first, 0.5 with no leakage)."),

@@ -37,7 +37,8 @@ Detectors (``score``: higher means more leaked, used for ROC; ``flag``: the defa
   orderings; flag when ``z >= z_threshold`` (1.645, one-sided 5% under Gaussian exchangeable
   scores); score = ``z``.
 * ``calib_b`` (this project, scenario b): the calibrated p-value of ``calibrated.scenario_b_pvalues``
-  (``null="auto"``: Gaussian table below 200 items); flag when ``p < alpha``; score = ``-log10 p``.
+  (default statistic, the studentised max; mirror null over the scored items, as lm-eval uses on
+  runs of 200+ items); flag when ``p < alpha``; score = the statistic ``T+``.
 
 Positives are the leaked items. Heavy libraries (torch, transformers, lm_eval, matplotlib) are
 imported inside the functions that need them, so the metric functions import numpy/scipy/sklearn
@@ -369,7 +370,10 @@ def detectors(*, alpha: float = 0.05, z_threshold: float = 1.645) -> tuple[Detec
             )
             for d in PAPER_DELTAS
         ),
-        Detector("calib_b", "this project", "b", f"calibrated scenario-b p-value < {alpha:g}"),
+        Detector(
+            "calib_b", "this project", "b",
+            f"calibrated scenario-b p-value (studentised max, mirror null) < {alpha:g}",
+        ),
     )
 
 
@@ -411,13 +415,17 @@ def detector_outputs(
         out[f"alg2_d{round(-delta * 100):03d}"] = {"score": -iso, "flag": iso < delta, "valid": ok}
 
     calib = np.full(m, np.nan)
+    statistic = np.full(m, np.nan)
     n_orderings = np.array([row.shape[0] for row in s])
     for n in np.unique(n_orderings):  # the calibrated detector takes one number of orderings at a time
         members = np.flatnonzero(n_orderings == n)
-        result = scenario_b_pvalues(s[members], np.asarray(perms)[members])
+        # The mirror null, as on a full benchmark (lm-eval runs of 200+ items use it); with the
+        # few items of a validation run "auto" would fall back to the Gaussian table.
+        result = scenario_b_pvalues(s[members], np.asarray(perms)[members], null="mirror")
         calib[members] = result.pvalue
-    with np.errstate(divide="ignore"):
-        out["calib_b"] = {"score": -np.log10(calib), "flag": calib < alpha, "valid": ok & np.isfinite(calib)}
+        statistic[members] = result.statistic
+    # Score = the statistic itself: the mirror p-value is a coarse (1/m steps) monotone map of it.
+    out["calib_b"] = {"score": statistic, "flag": calib < alpha, "valid": ok & np.isfinite(calib)}
     return out
 
 

@@ -3,12 +3,16 @@
 Simulations use fixed seeds and at least 10,000 items per null; everything is vectorised.
 Figures measured when the tests were written (alpha = 0.05, 20,000 items, k = 4, 24 orderings):
 
-* false-positive rate, default detector (additive residual, mirror null): i.i.d. normal 0.051,
-  i.i.d. t(3) 0.049, additive position effects (tau = 2) + normal 0.050, + t(3) 0.049;
-* with the Gaussian null instead: 0.051, 0.155 (heavy tails break it), 0.050, 0.154;
-* power, one ordering boosted by delta noise sd in 5% of items, normal noise: delta = 3: 0.17,
-  delta = 5: 0.54, delta = 8: 0.97 (t(3) noise of unit variance: 0.09, 0.37, 0.83).
-  ``python scripts/bench_calibrated.py --candidates`` prints the full table.
+* false-positive rate with the mirror null, default detector (studentised max): i.i.d. normal
+  0.047, i.i.d. t(3) 0.051, additive position effects (tau = 2) + normal 0.052, + t(3) 0.047;
+  with the Gaussian null instead: 0.048, 0.259, 0.014, 0.047 (calibrated only for i.i.d. normal);
+* additive residual, mirror null: 0.051, 0.049, 0.050, 0.049; Gaussian null: 0.051, 0.155, 0.050,
+  0.154;
+* power against one ordering bumped by delta noise sd in 5% of items (the additive residual's
+  case), normal noise: delta = 3: 0.17, delta = 5: 0.54, delta = 8: 0.97 (additive residual);
+* power against a memorised order (each trained option gains 3 noise sd in its own slot, 10% of
+  items): studentised max 0.67, additive residual 0.05 (blind to it by construction).
+  ``python scripts/bench_calibrated.py --candidates`` prints the simulated tables.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from numpy.typing import NDArray
 from scipy import stats
 
 from lm_eval_leakage.calibrated import (
+    DEFAULT_METHOD,
     MIN_MIRROR_ITEMS,
     REASON_ALL_EQUAL,
     REASON_EXACT_FIT,
@@ -37,6 +42,7 @@ PERMS = np.array(list(itertools.permutations(range(4))), dtype=np.int64)  # row 
 N_ORDERINGS, K = PERMS.shape
 N_ITEMS = 20_000
 ALPHA = 0.05
+ADDITIVE = "additive_residual"
 
 
 def _design_matrix(perms: NDArray[np.int64]) -> NDArray[np.float64]:
@@ -69,11 +75,14 @@ def _null_scores(kind: str, seed: int, m: int = N_ITEMS) -> NDArray[np.float64]:
 NULLS = ["iid_normal", "iid_t3", "additive_normal", "additive_t3"]
 
 
-@pytest.mark.parametrize(("kind", "seed"), [(kind, 100 + i) for i, kind in enumerate(NULLS)])
-def test_default_detector_is_calibrated(kind: str, seed: int) -> None:
-    result = scenario_b_pvalues(_null_scores(kind, seed), PERMS)
-    assert result.null == "mirror"
-    assert set(result.model) == {"additive"}
+@pytest.mark.parametrize(
+    ("kind", "seed", "method"),
+    [(kind, 100 + i, method) for i, kind in enumerate(NULLS) for method in (DEFAULT_METHOD, ADDITIVE)],
+)
+def test_mirror_null_is_calibrated(kind: str, seed: int, method: str) -> None:
+    result = scenario_b_pvalues(_null_scores(kind, seed), PERMS, method=method)  # type: ignore[arg-type]
+    assert result.null == "mirror" and result.method == method
+    assert set(result.model) == ({"additive"} if method == ADDITIVE else {"intercept"})
     fpr = float(np.mean(result.pvalue < ALPHA))
     assert abs(fpr - ALPHA) < 0.01, fpr
     # Uniform p-values <=> T+ and the decoys T- share one law. A one-sample KS test of the
@@ -85,14 +94,16 @@ def test_default_detector_is_calibrated(kind: str, seed: int) -> None:
     assert np.all(np.abs(deciles - 0.1) < 0.01), deciles  # about 3.5 sd of a decile share
 
 
-@pytest.mark.parametrize(("kind", "seed"), [("iid_normal", 200), ("additive_normal", 201)])
-def test_gaussian_null_is_exact_for_gaussian_errors(kind: str, seed: int) -> None:
-    result = scenario_b_pvalues(_null_scores(kind, seed), PERMS, null="gaussian", rng=7)
+@pytest.mark.parametrize(
+    ("kind", "seed", "method"), [("iid_normal", 200, DEFAULT_METHOD), ("additive_normal", 201, ADDITIVE)]
+)
+def test_gaussian_null_is_exact_for_gaussian_errors(kind: str, seed: int, method: str) -> None:
+    result = scenario_b_pvalues(_null_scores(kind, seed), PERMS, method=method, null="gaussian", rng=7)  # type: ignore[arg-type]
     fpr = float(np.mean(result.pvalue < ALPHA))
     assert abs(fpr - ALPHA) < 0.01, fpr
     # The p-values share one Monte Carlo table: compare the statistics with a fresh Gaussian
     # sample of the same design instead of testing the p-values against U(0, 1).
-    fresh = scenario_b_pvalues(_null_scores("iid_normal", seed + 50), PERMS, null="gaussian")
+    fresh = scenario_b_pvalues(_null_scores("iid_normal", seed + 50), PERMS, method=method, null="gaussian")  # type: ignore[arg-type]
     assert stats.ks_2samp(result.statistic, fresh.statistic).pvalue > 0.01
     assert stats.kstest(result.pvalue, "uniform").pvalue > 0.001
 
@@ -110,14 +121,15 @@ def test_raw_score_methods_are_calibrated_under_iid_mirror(method: str) -> None:
 
 
 @pytest.mark.parametrize(("where", "seed"), [("original", 300), ("random", 301)])
-def test_planted_leakage_is_detected(where: str, seed: int) -> None:
+def test_planted_single_bump_is_detected_by_the_additive_residual(where: str, seed: int) -> None:
+    """One ordering bumped by 6 noise sd on top of position effects: the additive residual's case."""
     rng = np.random.default_rng(seed)
     m, delta, share = N_ITEMS, 6.0, 0.1
     scores = _position_effects(rng, m, tau=1.0) + rng.standard_normal((m, N_ORDERINGS))
     leaked = rng.random(m) < share
     rows = np.zeros(m, dtype=int) if where == "original" else rng.integers(0, N_ORDERINGS, m)
     scores[leaked, rows[leaked]] += delta
-    result = scenario_b_pvalues(scores, PERMS)
+    result = scenario_b_pvalues(scores, PERMS, method=ADDITIVE)
     flagged = result.pvalue < ALPHA
     power = flagged[leaked].mean()
     assert power > 0.65, power  # measured 0.75-0.77
@@ -126,11 +138,37 @@ def test_planted_leakage_is_detected(where: str, seed: int) -> None:
     assert np.mean(result.outlier_ordering[hits] == rows[hits]) > 0.99
 
 
+def test_memorised_order_is_detected_by_the_default_not_the_additive_residual() -> None:
+    """Memorisation as measured on real fine-tuned models (docs/validation.md): each option of the
+    trained ordering gains in its own slot, whatever the other slots hold. That gain is an
+    option-at-position effect, so the additive residual is blind to it (exactly: its statistic does
+    not move), while the studentised maximum, the default, finds the leaked items."""
+    rng = np.random.default_rng(302)
+    m, share, gain = N_ITEMS, 0.1, 3.0
+    clean = _position_effects(rng, m, tau=0.5) + rng.standard_normal((m, N_ORDERINGS))
+    leaked = rng.random(m) < share
+    trained = rng.integers(0, N_ORDERINGS, m)  # the ordering each leaked item was trained in
+    in_own_slot = PERMS[None, :, :] == PERMS[trained][:, None, :]  # (m, orderings, slots)
+    scores = clean + np.where(leaked[:, None], gain * in_own_slot.sum(axis=2), 0.0)
+
+    additive_clean = scenario_b_pvalues(clean, PERMS, method=ADDITIVE, null="gaussian")
+    additive_leaked = scenario_b_pvalues(scores, PERMS, method=ADDITIVE, null="gaussian")
+    np.testing.assert_allclose(additive_leaked.statistic, additive_clean.statistic, rtol=1e-7)
+
+    default = scenario_b_pvalues(scores, PERMS)
+    assert default.method == DEFAULT_METHOD and default.null == "mirror"
+    flagged = default.pvalue < ALPHA
+    assert flagged[leaked].mean() > 0.6, flagged[leaked].mean()  # measured 0.674 (additive: 0.047)
+    assert flagged[~leaked].mean() < ALPHA + 0.01
+    hits = flagged & leaked
+    assert np.mean(default.outlier_ordering[hits] == trained[hits]) > 0.95
+
+
 def test_statistic_matches_explicit_refit() -> None:
     """Closed-form deleted-pair statistic against a direct least-squares refit without a, b."""
     rng = np.random.default_rng(400)
     scores = _position_effects(rng, 5, 1.0) + rng.standard_normal((5, N_ORDERINGS))
-    result = scenario_b_pvalues(scores, PERMS, null="gaussian")
+    result = scenario_b_pvalues(scores, PERMS, method=ADDITIVE, null="gaussian")
     x = _design_matrix(PERMS)
     hat = x @ np.linalg.pinv(x)
     for item, y in enumerate(scores):
@@ -154,8 +192,8 @@ def test_statistic_ignores_position_effects() -> None:
     rng = np.random.default_rng(401)
     noise = rng.standard_normal((50, N_ORDERINGS))
     shifted = noise + _position_effects(rng, 50, tau=25.0)
-    base = scenario_b_pvalues(noise, PERMS, null="gaussian")
-    moved = scenario_b_pvalues(shifted, PERMS, null="gaussian")
+    base = scenario_b_pvalues(noise, PERMS, method=ADDITIVE, null="gaussian")
+    moved = scenario_b_pvalues(shifted, PERMS, method=ADDITIVE, null="gaussian")
     np.testing.assert_allclose(moved.statistic, base.statistic, rtol=1e-7)
     np.testing.assert_array_equal(moved.pvalue, base.pvalue)
 
@@ -214,7 +252,7 @@ def test_edge_cases_give_nan_with_reason() -> None:
             exact,
         ]
     )
-    result = scenario_b_pvalues(scores, PERMS, null="gaussian")
+    result = scenario_b_pvalues(scores, PERMS, method=ADDITIVE, null="gaussian")
     assert np.isfinite(result.pvalue[0]) and result.reason[0] == ""
     assert result.reason[1:] == (REASON_ALL_EQUAL, REASON_NON_FINITE, REASON_NON_FINITE, REASON_EXACT_FIT)
     assert np.all(np.isnan(result.pvalue[1:])) and np.all(np.isnan(result.statistic[1:]))
@@ -232,12 +270,12 @@ def test_edge_cases_give_nan_with_reason() -> None:
 def test_fallbacks_for_few_sampled_orderings() -> None:
     rng = np.random.default_rng(407)
     sampled = PERMS[rng.choice(N_ORDERINGS, 12, replace=False)]  # 12 - 10 = 2 residual df
-    result = scenario_b_pvalues(rng.standard_normal((30, 12)), sampled, null="gaussian")
+    result = scenario_b_pvalues(rng.standard_normal((30, 12)), sampled, method=ADDITIVE, null="gaussian")
     assert set(result.model) == {"intercept"} and np.all(np.isfinite(result.pvalue))
-    three = scenario_b_pvalues(rng.standard_normal((30, 3)), PERMS[:3], null="gaussian")
+    three = scenario_b_pvalues(rng.standard_normal((30, 3)), PERMS[:3], method=ADDITIVE, null="gaussian")
     assert set(three.model) == {"gap"} and np.all(np.isfinite(three.pvalue))
     five_options = np.array(list(itertools.permutations(range(5))))[::5]  # 24 of 120
-    wide = scenario_b_pvalues(rng.standard_normal((30, 24)), five_options, null="gaussian")
+    wide = scenario_b_pvalues(rng.standard_normal((30, 24)), five_options, method=ADDITIVE, null="gaussian")
     assert set(wide.model) == {"additive"}
 
 
@@ -285,7 +323,8 @@ def test_summary_recovers_planted_rate_and_counts_exclusions() -> None:
     leaked = rng.random(m) < share
     scores[leaked, 0] += 30.0
     scores[:7] = 0.0  # excluded: all scores equal
-    summary = summarise_scenario_b(scenario_b_pvalues(scores, PERMS, null="gaussian"))
+    # The additive residual: its Gaussian table is exact under position effects + normal noise.
+    summary = summarise_scenario_b(scenario_b_pvalues(scores, PERMS, method=ADDITIVE, null="gaussian"))
     expected = leaked[7:].mean() * (1.0 - ALPHA)
     assert summary.excess_low < expected < summary.excess_high
     assert summary.n_excluded == 7 and summary.n_valid == m - 7

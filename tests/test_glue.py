@@ -105,7 +105,10 @@ def test_process_results_values_for_one_item() -> None:
     assert out["orig_z"] == pytest.approx(stats.item_stats(scores).zscore)
     assert out["n_excluded"] == 0 and out["n_nonexch"] == 0
     statistic, decoy, model, gaussian_p = out["leak_b_cal"]
-    assert model == "additive" and 0.0 < gaussian_p <= 1.0
+    # The default statistic, the studentised maximum (max - mean) / sd, with no position model.
+    assert model == "intercept" and 0.0 < gaussian_p <= 1.0
+    assert statistic == pytest.approx((scores.max() - scores.mean()) / scores.std(ddof=1))
+    assert decoy == pytest.approx((scores.mean() - scores.min()) / scores.std(ddof=1))
     assert out["leak_b_cal_excess"] == out["leak_b_cal"]
 
 
