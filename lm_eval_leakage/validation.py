@@ -1115,6 +1115,77 @@ def markdown_report(report: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def run_label(report: Mapping[str, Any]) -> str:
+    """``"a / template"``: the scenario and training format of a run, from its configuration."""
+    cfg = report.get("config", {})
+    return f"{cfg.get('scenario', '?')} / {cfg.get('train_format', '?')}"
+
+
+COMPARED_AUC: tuple[tuple[str, str], ...] = (
+    ("alg1", "alg1"),
+    ("perm_p", "perm_p"),
+    ("orig_z", "orig_z"),
+    ("alg2_d020", "alg2"),  # the three deltas share one score, hence one AUC
+    ("calib_b", "calib_b"),
+)
+COMPARED_F1: tuple[str, ...] = ("alg2_d020", "alg2_d017", "alg2_d015", "calib_b")
+
+
+def comparison_markdown(reports: Sequence[Mapping[str, Any]]) -> str:
+    """Side-by-side tables of several runs (e.g. the four scenario x format combinations).
+
+    Three tables over the epochs every run scored: ROC AUC of each detector; F1 of the paper's
+    Algorithm 2 at its three deltas next to the calibrated scenario-b detector's; and the flagged
+    fraction of the clean half (false-positive rate) at each default threshold. Cells are "n/a"
+    where a figure is undefined (e.g. F1 when nothing is flagged).
+
+    Args:
+        reports: Outputs of :func:`write_report` (or their ``validation.json``).
+
+    Raises:
+        ValueError: If ``reports`` is empty or the runs share no epoch.
+    """
+    if not reports:
+        raise ValueError("no runs to compare")
+    shared = set.intersection(*(set(r["epochs"]) for r in reports))
+    if not shared:
+        raise ValueError("the runs share no scored epoch")
+    keys = sorted(shared, key=int)
+    header = "| run | detector | " + " | ".join(f"ep {e}" for e in keys) + " |"
+    rule = "|---|---|" + "---|" * len(keys)
+
+    def rows(names: Sequence[tuple[str, str]], figure: str) -> list[str]:
+        out = []
+        for report in reports:
+            for name, label in names:
+                cells = [_f(report["epochs"][e]["detectors"][name][figure]) for e in keys]
+                out.append(f"| {run_label(report)} | {label} | " + " | ".join(cells) + " |")
+        return out
+
+    fpr_names = [(n, n) for n in ("alg1", "perm_p", "orig_z", *COMPARED_F1)]
+    return "\n".join(
+        [
+            "ROC AUC of leaked against clean items (0.5 = no separation):",
+            "",
+            header,
+            rule,
+            *rows(COMPARED_AUC, "roc_auc"),
+            "",
+            "F1 at the default threshold, the paper's Algorithm 2 against the calibrated detector:",
+            "",
+            header,
+            rule,
+            *rows([(n, n) for n in COMPARED_F1], "f1"),
+            "",
+            "Flagged fraction of the clean half at the default threshold (false-positive rate):",
+            "",
+            header,
+            rule,
+            *rows(fpr_names, "fpr_clean"),
+        ]
+    ) + "\n"
+
+
 ROC_DETECTORS: tuple[tuple[str, str, str], ...] = (
     ("alg1", "alg1 (paper a)", ":"),
     ("alg2_d020", "alg2 IsolationForest (paper b)", "--"),

@@ -10,6 +10,8 @@ Examples:
     python scripts/validate_contamination.py --quick --out /tmp/validation_quick
     # recompute the tables and the ROC picture of a (partly) finished run, no model needed
     python scripts/validate_contamination.py --report-only --out results/validation_a_template
+    # side-by-side tables of finished runs
+    python scripts/validate_contamination.py --compare results/validation_a_template results/validation_b_template
 
 See docs/validation.md and ``lm_eval_leakage.validation``.
 """
@@ -17,15 +19,18 @@ See docs/validation.md and ``lm_eval_leakage.validation``.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
+from pathlib import Path
 
 from lm_eval_leakage.validation import (
     QUICK_OVERRIDES,
     SCENARIOS,
     TRAIN_FORMATS,
     ValidationConfig,
+    comparison_markdown,
     run_validation,
     write_report,
 )
@@ -45,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fine-tune a model on half of N benchmark items and measure how well each "
         "leakage detector finds them (the paper's Tables 1 and 2, reproduced).",
     )
-    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--out", help="output folder (required unless --compare)")
     parser.add_argument(
         "--n-items", type=int, default=None, help=f"items scored, half leaked (default {defaults.n_items})"
     )
@@ -121,6 +126,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="only recompute the report from the scores already in --out",
     )
+    parser.add_argument(
+        "--compare",
+        nargs="+",
+        default=None,
+        metavar="RUN_DIR",
+        help="print side-by-side tables of finished runs (their validation.json) instead of running",
+    )
     return parser
 
 
@@ -153,7 +165,17 @@ def config_from_args(args: argparse.Namespace) -> ValidationConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.compare:
+        missing = [run for run in args.compare if not (Path(run) / "validation.json").is_file()]
+        if missing:
+            parser.error(f"no validation.json in {', '.join(missing)} (finish the run, or --report-only)")
+        reports = [json.loads((Path(run) / "validation.json").read_text(encoding="utf-8")) for run in args.compare]
+        print(comparison_markdown(reports), end="")
+        return 0
+    if not args.out:
+        parser.error("--out is required (unless --compare)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")

@@ -8,6 +8,7 @@ leaked items' original ordering up and the clean items' not.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from pathlib import Path
@@ -249,3 +250,38 @@ def test_tiny_model_run_resumes_where_it_stopped(tiny_model: Path, tmp_path: Pat
     again = run_validation(quick_config(out, epochs=(1,), **common), resume=True)
     assert (out / "scores" / "epoch_1.json").stat().st_mtime_ns == stamp
     assert again["sessions"] == 2 and again["epochs"].keys() == first["epochs"].keys()
+
+
+def test_comparison_tables_line_up_runs_and_epochs() -> None:
+    from lm_eval_leakage.validation import comparison_markdown
+
+    rng = np.random.default_rng(3)
+    labels = np.arange(40) < 20
+    perms = np.broadcast_to(np.array(list(itertools.permutations(range(4)))), (40, 24, 4))
+
+    def report(scenario: str, epochs: dict[str, float]) -> dict:
+        out = {"config": {"scenario": scenario, "train_format": "native"}, "epochs": {}}
+        for epoch, bump in epochs.items():
+            scores = rng.normal(size=(40, 24))
+            scores[:20, 0] += bump
+            outputs = detector_outputs(scores, perms)
+            metrics = {
+                name: detection_metrics(labels, o["flag"], o["score"]).__dict__ for name, o in outputs.items()
+            }
+            out["epochs"][epoch] = {"detectors": metrics}
+        return out
+
+    first, second = report("a", {"0": 0.0, "3": 10.0}), report("b", {"0": 0.0, "3": 10.0, "5": 10.0})
+    text = comparison_markdown([first, second])
+    rows = [line for line in text.splitlines() if line.startswith("| a / native | perm_p |")]
+    assert len(rows) == 2  # one AUC row, one false-positive row
+    auc = rows[0].strip("| ").split(" | ")
+    expected = [first["epochs"][e]["detectors"]["perm_p"]["roc_auc"] for e in ("0", "3")]
+    assert [float(cell) for cell in auc[2:]] == pytest.approx(expected, abs=5e-4)
+    assert expected[1] > 0.9  # the bumped epoch separates the halves
+    assert "ep 5" not in text  # only the epochs every run scored
+    assert text.count("| b / native | calib_b |") == 3
+    with pytest.raises(ValueError, match="no runs"):
+        comparison_markdown([])
+    with pytest.raises(ValueError, match="share no"):
+        comparison_markdown([first, {"config": {}, "epochs": {"7": {}}}])
