@@ -654,8 +654,17 @@ def null_rate(n_orderings: int, delta: float, settings: Settings) -> float:
     """The paper rule's simulated null flag rate for one item (NaN when the simulation is off)."""
     if settings.null_draws <= 0:
         return math.nan
-    scores = isolation_null_scores(n_orderings, draws=settings.null_draws, seed=settings.seed)
+    scores = _isolation_null(n_orderings, settings.null_draws, settings.seed)
     return float(np.mean(scores < delta))
+
+
+@cache
+def _isolation_null(n_orderings: int, draws: int, seed: int) -> np.ndarray:
+    # One simulation per number of orderings, shared by every item, subject and delta of a report:
+    # each draw fits an IsolationForest (about 0.1 s), so per-item simulation cost minutes.
+    scores = isolation_null_scores(n_orderings, draws=draws, seed=seed)
+    scores.flags.writeable = False
+    return scores
 
 
 def _calibrated_summary(analysis: RunAnalysis, kept: Sequence[ItemResult], alpha: float) -> Any:

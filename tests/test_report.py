@@ -403,3 +403,19 @@ def test_truncated_real_samples_file_keeps_the_other_runs(
     assert f"{samples}:{good_lines + 1}: not valid JSON" in capsys.readouterr().err
     rows = {(r["model"], r["task"]): r for r in read_csv(tmp_path / "rep" / "leaderboard.csv")}
     assert len(rows) == 4 and rows[("tiny-seed1", "leak_cmb")]["n_items"] == str(good_lines)
+
+
+def test_paper_rule_null_is_simulated_once_per_number_of_orderings(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[int, int, int]] = []
+
+    def fake(n_orderings: int, *, draws: int, seed: int) -> np.ndarray:
+        calls.append((n_orderings, draws, seed))
+        return np.linspace(-0.5, 0.5, draws)
+
+    monkeypatch.setattr(report, "isolation_null_scores", fake)
+    report._isolation_null.cache_clear()
+    settings = report.Settings(null_draws=10, seed=11)
+    rates = [report.null_rate(n, d, settings) for n in (24, 24, 120, 24) for d in (-0.2, 0.0)]
+    assert calls == [(24, 10, 11), (120, 10, 11)]
+    assert rates[:2] == [0.3, 0.5]  # draws below -0.2: 3 of 10; below 0: 5 of 10
+    report._isolation_null.cache_clear()
