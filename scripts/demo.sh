@@ -4,10 +4,7 @@
 # Environment: DEMO_ITEMS (default 40), DEMO_OUT (default results/demo), extra args go to lm_eval.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/bootstrap.sh
-export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-.venv/bin/python -m lm_eval_leakage fetch-offline --quiet
-CACHE="${LM_EVAL_LEAKAGE_CACHE:-$PWD/.cache/offline}"
+source scripts/offline_env.sh
 ITEMS="${DEMO_ITEMS:-40}"
 .venv/bin/lm_eval --model hf \
   --model_args "pretrained=$CACHE/smollm2-135m,dtype=float32" \

@@ -4,10 +4,7 @@
 # Environment: REPORT_RUNS (default results/report_example_runs), REPORT_OUT (default docs/report_example).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/bootstrap.sh
-export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-.venv/bin/python -m lm_eval_leakage fetch-offline --quiet
-CACHE="${LM_EVAL_LEAKAGE_CACHE:-$PWD/.cache/offline}"
+source scripts/offline_env.sh
 RUNS="${REPORT_RUNS:-results/report_example_runs}"
 OUT="${REPORT_OUT:-docs/report_example}"
 CMB="${CMB_EXAMPLE:-$PWD/../shared/data/cmb_example.json}"

@@ -3,9 +3,7 @@
 # Extra arguments go to pytest (e.g. `bash scripts/test.sh -m "not slow"`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/bootstrap.sh
-export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-.venv/bin/python -m lm_eval_leakage fetch-offline --quiet
+source scripts/offline_env.sh
 set +e
 .venv/bin/python -m pytest "$@"
 rc=$?
