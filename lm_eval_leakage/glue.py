@@ -285,7 +285,7 @@ def process_results(doc: dict[str, Any], results: Sequence[tuple[float, bool]]) 
     if nonexch and not doc.get("keep_nonexchangeable", False):
         scenario_a = dict.fromkeys(SCENARIO_A_METRICS)
     single = calibrated.scenario_b_pvalues(scores[None, :], np.asarray(doc["perms"]), null="gaussian")
-    record = [float(single.statistic[0]), float(single.decoy[0]), single.model[0], float(single.pvalue[0])]
+    record = [float(single.statistic[0]), float(single.decoy[0]), single.model[0], float(single.pvalue[0]), len(scores)]
     leak_b = float(isolation_flag(scores, delta=doc["delta"])) if doc.get("reference_rule", True) else None
     scenario_b = {"leak_b": leak_b} | dict.fromkeys(SCENARIO_B_METRICS[1:], record)
     values = scenario_a | scenario_b | counts
@@ -375,8 +375,8 @@ def _scenario_b(values: Sequence[Sequence[Any] | None]) -> calibrated.ScenarioBS
     kept = _kept(values)
     if not kept:
         return None
-    statistic, decoy, model, gaussian = zip(*kept, strict=True)
-    result = calibrated.combine_item_statistics(statistic, decoy, model, gaussian)
+    statistic, decoy, model, gaussian, n_orderings = zip(*kept, strict=True)
+    result = calibrated.combine_item_statistics(statistic, decoy, model, gaussian, n_orderings=n_orderings)
     if not np.isfinite(result.pvalue).any():
         return None
     return calibrated.summarise_scenario_b(result, alpha=CALIBRATED_ALPHA)

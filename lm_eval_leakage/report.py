@@ -469,9 +469,10 @@ class Settings:
             -0.20 for four options, -0.25 for five or more, unless the run set one).
         alpha: Per-item level of the calibrated scenario-b test (``calibrated``); its flagged
             fraction is ``alpha`` with no leakage.
-        b_null: Null of the calibrated test: ``"auto"`` (the tasks' choice: mirror from
-            ``calibrated.MIN_MIRROR_ITEMS`` valid items of a run up, else Gaussian), ``"mirror"``
-            or ``"gaussian"``.
+        b_null: Null of the calibrated test: ``"auto"`` (the tasks' choice: mirror within each
+            pool of a run's items with the same number of orderings, from
+            ``calibrated.MIN_MIRROR_ITEMS`` items up, else Gaussian), ``"mirror"`` or
+            ``"gaussian"``.
         keep_nonexchangeable: Keep items whose option order is fixed by content in the
             scenario-a figures; ``None`` does what each run did.
         reference_rule: Run the paper's IsolationForest rule (about 0.1-0.2 s per item).
@@ -568,6 +569,7 @@ def analyse(run: Run, settings: Settings | None = None) -> RunAnalysis:
         combined = calibrated.combine_item_statistics(
             [float(s.statistic[0]) for _, s in valid], [float(s.decoy[0]) for _, s in valid],
             [s.model[0] for _, s in valid], [float(s.pvalue[0]) for _, s in valid], null=settings.b_null,
+            n_orderings=[len(per_item[i][0].scores) for i in index],
         )
         pvalues[index] = combined.pvalue
         statistics[index] = combined.statistic

@@ -358,3 +358,50 @@ def test_combining_single_item_results_matches_the_batch() -> None:
     )
     assert few.null == "gaussian"
     np.testing.assert_allclose(few.pvalue, [r.pvalue[0] for r in singles[:20]])
+
+
+def test_mirror_null_pools_items_by_number_of_orderings() -> None:
+    """CMB mixes 24- and 120-ordering items: each item's decoys must come from its own count.
+
+    Measured (i.i.d. normal scores, 2,000 items per count, four seeds): pooled by count, both
+    groups flag 4-6%; pooled together, the 24-ordering items 0.4-0.7% and the 120-ordering items
+    7-10% (a max over more orderings is larger, so it beats the other group's decoys).
+    """
+    from lm_eval_leakage.calibrated import combine_item_statistics
+
+    perms5 = np.array(list(itertools.permutations(range(5))), dtype=np.int64)
+    rng = np.random.default_rng(21)
+    m = 2000
+    parts = [scenario_b_pvalues(rng.standard_normal((m, N_ORDERINGS)), PERMS, null="gaussian"),
+             scenario_b_pvalues(rng.standard_normal((m, 120)), perms5, null="gaussian")]
+    columns = [np.concatenate([getattr(r, name) for r in parts]) for name in ("statistic", "decoy", "pvalue")]
+    models = [name for r in parts for name in r.model]
+    combined = combine_item_statistics(columns[0], columns[1], models, columns[2],
+                                       n_orderings=[N_ORDERINGS] * m + [120] * m)
+    assert combined.null == "mirror" and combined.n_reference == m - 1
+    for part, members in zip(parts, (slice(0, m), slice(m, None)), strict=True):
+        alone = combine_item_statistics(part.statistic, part.decoy, part.model, part.pvalue)
+        np.testing.assert_allclose(combined.pvalue[members], alone.pvalue, rtol=0, atol=1e-12)
+        assert abs(np.mean(combined.pvalue[members] < ALPHA) - ALPHA) < 0.015
+    pooled = combine_item_statistics(columns[0], columns[1], models, columns[2])
+    assert np.mean(pooled.pvalue[:m] < ALPHA) < 0.02 and np.mean(pooled.pvalue[m:] < ALPHA) > 0.065
+
+
+def test_auto_null_falls_back_to_gaussian_per_small_pool() -> None:
+    from lm_eval_leakage.calibrated import combine_item_statistics
+
+    rng = np.random.default_rng(22)
+    scores = rng.standard_normal((MIN_MIRROR_ITEMS + 20, N_ORDERINGS))
+    singles = [scenario_b_pvalues(s[None, :], PERMS, null="gaussian") for s in scores]
+    counts = [N_ORDERINGS] * MIN_MIRROR_ITEMS + [6] * 20  # a pool too small for the mirror null
+    gaussian = np.array([r.pvalue[0] for r in singles])
+    combined = combine_item_statistics(
+        [r.statistic[0] for r in singles], [r.decoy[0] for r in singles], [r.model[0] for r in singles],
+        gaussian, n_orderings=counts,
+    )
+    assert combined.null == "mirror+gaussian"
+    np.testing.assert_array_equal(combined.pvalue[MIN_MIRROR_ITEMS:], gaussian[MIN_MIRROR_ITEMS:])
+    assert not np.allclose(combined.pvalue[:MIN_MIRROR_ITEMS], gaussian[:MIN_MIRROR_ITEMS])
+    assert combined.n_reference == MIN_MIRROR_ITEMS - 1  # the smaller null sample of the two
+    with pytest.raises(ValueError, match="differ in length"):
+        combine_item_statistics([1.0], [1.0], ["intercept"], [0.5], n_orderings=[24, 24])

@@ -104,9 +104,10 @@ def test_process_results_values_for_one_item() -> None:
     assert out["orig_p"] == pytest.approx(1 / 24)
     assert out["orig_z"] == pytest.approx(stats.item_stats(scores).zscore)
     assert out["n_excluded"] == 0 and out["n_nonexch"] == 0
-    statistic, decoy, model, gaussian_p = out["leak_b_cal"]
-    # The default statistic, the studentised maximum (max - mean) / sd, with no position model.
-    assert model == "intercept" and 0.0 < gaussian_p <= 1.0
+    statistic, decoy, model, gaussian_p, n_orderings = out["leak_b_cal"]
+    # The default statistic, the studentised maximum (max - mean) / sd, with no position model;
+    # the number of orderings picks the item's pool for the mirror null.
+    assert model == "intercept" and 0.0 < gaussian_p <= 1.0 and n_orderings == 24
     assert statistic == pytest.approx((scores.max() - scores.mean()) / scores.std(ddof=1))
     assert decoy == pytest.approx((scores.mean() - scores.min()) / scores.std(ddof=1))
     assert out["leak_b_cal_excess"] == out["leak_b_cal"]
@@ -162,6 +163,20 @@ def test_calibrated_aggregation_equals_the_batch_computation() -> None:
     assert glue.leakage_b_cal_p([r["leak_b_cal_p"] for r in rows]) == pytest.approx(batch.pvalue)
     assert batch.flagged_fraction > 0.1
     assert all(r["leak_b"] is None for r in rows)
+
+
+def test_calibrated_aggregation_pools_by_number_of_orderings() -> None:
+    """Four- and five-option items (CMB) enter the mirror null in separate pools."""
+    from lm_eval_leakage import calibrated
+
+    rng = np.random.default_rng(6)
+    docs = [_doc(list("abcd"), reference_rule=False), _doc(list("abcde"), reference_rule=False)]
+    scores = [rng.normal(size=(220, 24)), rng.normal(size=(210, 120))]
+    rows = [glue.process_results(doc, _results(s)) for doc, part in zip(docs, scores) for s in part]
+    parts = [calibrated.scenario_b_pvalues(part, np.asarray(doc["perms"])) for doc, part in zip(docs, scores)]
+    assert all(p.null == "mirror" for p in parts)
+    flagged = sum(int(np.sum(p.pvalue < glue.CALIBRATED_ALPHA)) for p in parts)
+    assert glue.leakage_b_cal([r["leak_b_cal"] for r in rows]) == pytest.approx(flagged / 430)
 
 
 def test_cmb_records_in_hub_schema_build(tmp_path: Path) -> None:
