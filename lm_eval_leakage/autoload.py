@@ -8,7 +8,9 @@ the package's task folder to every ``TaskManager``'s ``include_path``:
   reads one environment variable and puts a finder on ``sys.meta_path``; nothing is imported.
 * When (and only when) ``lm_eval.tasks.manager`` is imported, the finder wraps its loader so that,
   right after the module executes, ``TaskManager.__init__`` is wrapped to append the task folder.
-  It then removes itself. This covers ``lm_eval``, ``python -m lm_eval``, ``accelerate launch -m
+  Likewise, right after ``lm_eval.models`` (lm-eval's list of model names) executes, the
+  ``hf-prefix`` model is added to it as a lazy placeholder (``lm_eval_leakage.prefix_model``, only
+  imported when a run asks for it). The finder removes itself once both are done. This covers ``lm_eval``, ``python -m lm_eval``, ``accelerate launch -m
   lm_eval``, ``lm-eval ls/validate`` and ``simple_evaluate``, since all build a ``TaskManager``.
 
 Switch it off with ``LM_EVAL_LEAKAGE_AUTOLOAD=0`` and pass
@@ -27,8 +29,12 @@ from types import ModuleType
 from typing import Any
 
 ENV_SWITCH = "LM_EVAL_LEAKAGE_AUTOLOAD"
-_TARGET = "lm_eval.tasks.manager"
+_TASKS = "lm_eval.tasks.manager"
+_MODELS = "lm_eval.models"
 _PATCHED = "_lm_eval_leakage_patched"
+PREFIX_MODEL = "hf-prefix"
+"""``--model`` name of :class:`lm_eval_leakage.prefix_model.PrefixSharingHFLM`."""
+_PREFIX_MODEL_TARGET = "lm_eval_leakage.prefix_model:PrefixSharingHFLM"
 
 
 def tasks_dir() -> Path:
@@ -72,29 +78,46 @@ def patch_task_manager(module: ModuleType) -> None:
     cls.__init__ = __init__
 
 
+def register_models(module: ModuleType) -> None:
+    """Add ``hf-prefix`` to lm-eval's model registry, lazily (after ``lm_eval.models`` ran)."""
+    from lm_eval.api.registry import model_registry
+
+    if PREFIX_MODEL not in model_registry:
+        model_registry.register(PREFIX_MODEL, target=_PREFIX_MODEL_TARGET)
+
+
+_HOOKS = {_TASKS: patch_task_manager, _MODELS: register_models}
+
+
 class _Loader(importlib.abc.Loader):
-    def __init__(self, wrapped: importlib.abc.Loader) -> None:
+    def __init__(self, wrapped: importlib.abc.Loader, hook: Any) -> None:
         self._wrapped = wrapped
+        self._hook = hook
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
         return self._wrapped.create_module(spec)
 
     def exec_module(self, module: ModuleType) -> None:
         self._wrapped.exec_module(module)
-        patch_task_manager(module)
+        self._hook(module)
 
     def __getattr__(self, name: str) -> Any:  # get_source, get_filename, ... of the real loader
         return getattr(self._wrapped, name)
 
 
 class _Finder(importlib.abc.MetaPathFinder):
+    def __init__(self) -> None:
+        self.pending = {name for name in _HOOKS if name not in sys.modules}
+
     def find_spec(self, fullname: str, path: Any, target: Any = None) -> importlib.machinery.ModuleSpec | None:
-        if fullname != _TARGET:
+        if fullname not in self.pending:
             return None
-        sys.meta_path.remove(self)  # one shot: also keeps the lookup below from recursing
-        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        self.pending.discard(fullname)
+        if not self.pending:
+            sys.meta_path.remove(self)
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)  # the real one, not us again
         if spec is not None and spec.loader is not None:
-            spec.loader = _Loader(spec.loader)
+            spec.loader = _Loader(spec.loader, _HOOKS[fullname])
         return spec
 
 
@@ -102,7 +125,8 @@ def install() -> None:
     """Arm the bridge (called from the ``.pth`` file at interpreter start)."""
     if not enabled():
         return
-    if _TARGET in sys.modules:
-        patch_task_manager(sys.modules[_TARGET])
-    elif not any(isinstance(f, _Finder) for f in sys.meta_path):
+    for name, hook in _HOOKS.items():
+        if name in sys.modules:
+            hook(sys.modules[name])
+    if any(name not in sys.modules for name in _HOOKS) and not any(isinstance(f, _Finder) for f in sys.meta_path):
         sys.meta_path.insert(0, _Finder())

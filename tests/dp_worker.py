@@ -13,12 +13,12 @@ import sys
 
 from accelerate import Accelerator
 from lm_eval import simple_evaluate
-from lm_eval.models.huggingface import HFLM
+from lm_eval.api.registry import get_model
 
 
-def main(model_dir: str, tasks: str, metadata: str, out_file: str) -> None:
+def main(model_dir: str, tasks: str, metadata: str, out_file: str, backend: str = "hf") -> None:
     accelerator = Accelerator(cpu=True)
-    lm = HFLM(pretrained=model_dir, device="cpu", batch_size=8, dtype="float32")
+    lm = get_model(backend)(pretrained=model_dir, device="cpu", batch_size=8, dtype="float32")
     if accelerator.num_processes > 1:
         lm.accelerator = accelerator
         lm._rank = accelerator.process_index
@@ -32,4 +32,4 @@ def main(model_dir: str, tasks: str, metadata: str, out_file: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:5])
+    main(*sys.argv[1:6])

@@ -14,11 +14,11 @@ from conftest import REPO, SHARED_DATA
 pytestmark = pytest.mark.slow
 
 
-def _run(nproc: int, model: Path, out: Path) -> dict:
+def _run(nproc: int, model: Path, out: Path, backend: str = "hf") -> dict:
     metadata = json.dumps({"data_files": str(SHARED_DATA / "cmb_example.json"), "sample_items": 9})
     cmd = [
         sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", "--master_port=29533",
-        str(REPO / "tests" / "dp_worker.py"), str(model), "leak_cmb", metadata, str(out),
+        str(REPO / "tests" / "dp_worker.py"), str(model), "leak_cmb", metadata, str(out), backend,
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
@@ -29,9 +29,11 @@ def _run(nproc: int, model: Path, out: Path) -> dict:
     return {**saved["results"]["leak_cmb"], "n_samples": saved["n-samples"]["leak_cmb"]}
 
 
-def test_two_processes_match_one(tiny_model: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["hf", "hf-prefix"])
+def test_two_processes_match_one(backend: str, tiny_model: Path, tmp_path: Path) -> None:
+    """One process with lm-eval's own ``hf`` against two with ``backend`` (CMB: 24 and 120 orderings)."""
     one = _run(1, tiny_model, tmp_path / "one.json")
-    two = _run(2, tiny_model, tmp_path / "two.json")
+    two = _run(2, tiny_model, tmp_path / "two.json", backend)
     figures = {k: v for k, v in one.items() if k.split(",")[0] in
                {"leak_a", "leak_a_chance", "leak_a_p", "leak_b", "orig_rank", "n_excluded"}}
     assert len(figures) == 6

@@ -65,3 +65,10 @@ def test_installed_task_runs(fresh_env: Path, tiny_model: Path, tmp_path: Path) 
         "--tasks", "leak_custom", "--device", "cpu", "--metadata", json.dumps({"data_files": str(data)}),
     )
     assert "leak_custom" in out and "leak_a_chance" in out
+
+
+def test_lm_eval_finds_the_prefix_model_with_no_flag(fresh_env: Path) -> None:
+    code = "from lm_eval.api.registry import get_model; m = get_model('hf-prefix'); print(m.__module__, m.__name__)"
+    module, name = _run(fresh_env, "-c", code).split()
+    assert (module, name) == ("lm_eval_leakage.prefix_model", "PrefixSharingHFLM")
+    assert str(fresh_env) in _run(fresh_env, "-c", "import lm_eval_leakage.prefix_model as m; print(m.__file__)")
