@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -336,32 +336,27 @@ def _scenario_a(values: Sequence[Sequence[float] | None]) -> stats.ScenarioA | N
     return None if pairs is None else stats.scenario_a(pairs[:, 0].astype(bool), pairs[:, 1].astype(int))
 
 
-@register_aggregation("leakage_flag_pvalue")
-def leakage_flag_pvalue(values: Sequence[Sequence[float] | None]) -> float:
-    """Exact one-sided p-value of the Algorithm 1 count against each item's chance level."""
-    result = _scenario_a(values)
-    return float("nan") if result is None else result.pvalue
+def _register_field(name: str, compute: Callable[[Any], Any], field: Callable[[Any], float], doc: str) -> Any:
+    """Register aggregation ``name``: ``field`` of ``compute(values)``, NaN when that is ``None``."""
+
+    def aggregate(values: Sequence[Any]) -> float:
+        result = compute(values)
+        return float("nan") if result is None else float(field(result))
+
+    aggregate.__name__ = aggregate.__qualname__ = name
+    aggregate.__doc__ = doc
+    return register_aggregation(name)(aggregate)
 
 
-@register_aggregation("leakage_a_excess")
-def leakage_a_excess(values: Sequence[Sequence[float] | None]) -> float:
-    """``leak_a`` minus its chance level."""
-    result = _scenario_a(values)
-    return float("nan") if result is None else result.excess
-
-
-@register_aggregation("leakage_a_excess_lo")
-def leakage_a_excess_lo(values: Sequence[Sequence[float] | None]) -> float:
-    """Lower end of the 95% interval of ``leak_a_excess``."""
-    result = _scenario_a(values)
-    return float("nan") if result is None else result.excess_ci[0]
-
-
-@register_aggregation("leakage_a_excess_hi")
-def leakage_a_excess_hi(values: Sequence[Sequence[float] | None]) -> float:
-    """Upper end of the 95% interval of ``leak_a_excess``."""
-    result = _scenario_a(values)
-    return float("nan") if result is None else result.excess_ci[1]
+leakage_flag_pvalue = _register_field(
+    "leakage_flag_pvalue", _scenario_a, lambda r: r.pvalue,
+    "Exact one-sided p-value of the Algorithm 1 count against each item's chance level.")
+leakage_a_excess = _register_field(
+    "leakage_a_excess", _scenario_a, lambda r: r.excess, "``leak_a`` minus its chance level.")
+leakage_a_excess_lo = _register_field(
+    "leakage_a_excess_lo", _scenario_a, lambda r: r.excess_ci[0], "Lower end of the 95% interval of ``leak_a_excess``.")
+leakage_a_excess_hi = _register_field(
+    "leakage_a_excess_hi", _scenario_a, lambda r: r.excess_ci[1], "Upper end of the 95% interval of ``leak_a_excess``.")
 
 
 @register_aggregation("leakage_rank_pvalue")
@@ -386,39 +381,18 @@ CALIBRATED_ALPHA = 0.05
 """Per-item level of the calibrated scenario-b test; its flagged fraction is this under no leakage."""
 
 
-@register_aggregation("leakage_b_cal")
-def leakage_b_cal(values: Sequence[Sequence[Any] | None]) -> float:
-    """Fraction flagged by the calibrated scenario-b test at ``CALIBRATED_ALPHA``."""
-    summary = _scenario_b(values)
-    return float("nan") if summary is None else summary.flagged_fraction
-
-
-@register_aggregation("leakage_b_cal_excess")
-def leakage_b_cal_excess(values: Sequence[Sequence[Any] | None]) -> float:
-    """``leak_b_cal`` minus its calibrated level ``CALIBRATED_ALPHA``."""
-    summary = _scenario_b(values)
-    return float("nan") if summary is None else summary.excess
-
-
-@register_aggregation("leakage_b_cal_lo")
-def leakage_b_cal_lo(values: Sequence[Sequence[Any] | None]) -> float:
-    """Lower end of the 95% interval of ``leak_b_cal_excess``."""
-    summary = _scenario_b(values)
-    return float("nan") if summary is None else summary.excess_low
-
-
-@register_aggregation("leakage_b_cal_hi")
-def leakage_b_cal_hi(values: Sequence[Sequence[Any] | None]) -> float:
-    """Upper end of the 95% interval of ``leak_b_cal_excess``."""
-    summary = _scenario_b(values)
-    return float("nan") if summary is None else summary.excess_high
-
-
-@register_aggregation("leakage_b_cal_p")
-def leakage_b_cal_p(values: Sequence[Sequence[Any] | None]) -> float:
-    """One-sided p-value of ``leak_b_cal`` above its calibrated level."""
-    summary = _scenario_b(values)
-    return float("nan") if summary is None else summary.pvalue
+leakage_b_cal = _register_field(
+    "leakage_b_cal", _scenario_b, lambda r: r.flagged_fraction,
+    "Fraction flagged by the calibrated scenario-b test at ``CALIBRATED_ALPHA``.")
+leakage_b_cal_excess = _register_field(
+    "leakage_b_cal_excess", _scenario_b, lambda r: r.excess,
+    "``leak_b_cal`` minus its calibrated level ``CALIBRATED_ALPHA``.")
+leakage_b_cal_lo = _register_field(
+    "leakage_b_cal_lo", _scenario_b, lambda r: r.excess_low, "Lower end of the 95% interval of ``leak_b_cal_excess``.")
+leakage_b_cal_hi = _register_field(
+    "leakage_b_cal_hi", _scenario_b, lambda r: r.excess_high, "Upper end of the 95% interval of ``leak_b_cal_excess``.")
+leakage_b_cal_p = _register_field(
+    "leakage_b_cal_p", _scenario_b, lambda r: r.pvalue, "One-sided p-value of ``leak_b_cal`` above its calibrated level.")
 
 
 # --------------------------------------------------------------------------- observed minus control
