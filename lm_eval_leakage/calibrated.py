@@ -96,7 +96,7 @@ Pure module: numpy and scipy only.
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -414,7 +414,7 @@ def _pooled_pvalues(
     upper: NDArray[np.float64],
     lower: NDArray[np.float64],
     groups: list[NDArray[np.int64]],
-    gaussian: NDArray[np.float64] | Any,
+    gaussian: Callable[[NDArray[np.int64]], tuple[NDArray[np.float64], int]],
     null: Literal["auto", "mirror"],
     reasons: list[str],
 ) -> tuple[NDArray[np.float64], Literal["mirror", "gaussian", "mirror+gaussian"], int]:
@@ -440,7 +440,9 @@ def _pooled_pvalues(
             size = members.size - 1
             used.add("mirror")
         sizes.append(size)
-    resolved = "mirror+gaussian" if len(used) == 2 else ("gaussian" if used == {"gaussian"} else "mirror")
+    if not used:  # no valid item: what the null would have been
+        used.add("gaussian" if null == "auto" else "mirror")
+    resolved = "mirror+gaussian" if len(used) == 2 else used.pop()
     return pvalue, resolved, min(sizes, default=0)  # type: ignore[return-value]
 
 

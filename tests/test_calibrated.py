@@ -285,6 +285,9 @@ def test_auto_null_uses_gaussian_for_small_batches() -> None:
     assert small.null == "gaussian"
     large = scenario_b_pvalues(rng.standard_normal((MIN_MIRROR_ITEMS, N_ORDERINGS)), PERMS)
     assert large.null == "mirror"
+    nothing_valid = np.zeros((MIN_MIRROR_ITEMS, N_ORDERINGS))  # all scores equal: no pool at all
+    assert scenario_b_pvalues(nothing_valid, PERMS).null == "gaussian"
+    assert scenario_b_pvalues(nothing_valid, PERMS, null="mirror").null == "mirror"
 
 
 def test_bad_input_raises() -> None:
