@@ -3,7 +3,8 @@
 Usage (after the README's set-up): ``.venv/bin/python scripts/bench_prefix.py [--items 10]``.
 Scores real MMLU items (the offline copy) with SmolLM2-135M (or ``--model DIR``) through both
 backends' ``loglikelihood``, alternating which goes first, and prints the seconds of each, their
-ratio, the tokens each feeds the network, and the largest score difference. Timing belongs here,
+ratio, the tokens each feeds the network, the largest score difference, and on how many items both
+put the same ordering on top. Timing belongs here,
 not in the tests: compare the ratio, which is what survives a shared, noisy machine.
 """
 
@@ -70,6 +71,9 @@ def main() -> None:
         print(f"{name:>9}: " + ", ".join(f"{v:.1f} s" for v in values) + f" (best {best[name]:.1f} s)")
     print(f"speed-up (best of {args.rounds}): {best['hf'] / best['hf-prefix']:.2f}x")
     print(f"largest score difference: {np.abs(scores['hf'] - scores['hf-prefix']).max():.2e}")
+    starts = np.cumsum([0] + [len(glue.doc_to_choice(d)) for d in docs])
+    same_top = sum(np.argmax(scores["hf"][a:b]) == np.argmax(scores["hf-prefix"][a:b]) for a, b in zip(starts, starts[1:]))
+    print(f"items whose top ordering agrees: {same_top} of {len(docs)}")
 
 
 if __name__ == "__main__":
