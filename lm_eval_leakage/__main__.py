@@ -21,16 +21,16 @@ def main(argv: list[str] | None = None) -> int:
     args, rest = parser.parse_known_args(argv)
 
     if args.command == "tasks-dir":
-        from lm_eval_leakage.autoload import tasks_dir
+        from lm_eval_leakage.harness.autoload import tasks_dir
 
         print(tasks_dir())
         return 0
     if args.command == "fetch-offline":
-        from lm_eval_leakage import offline
+        from lm_eval_leakage.validation import offline
 
         return offline.main(rest)
     if args.command == "report":
-        from lm_eval_leakage import report
+        from lm_eval_leakage.report import cli as report
 
         return report.main(rest)
     parser.error(f"unknown command {args.command}")

@@ -1,4 +1,4 @@
-"""Timing and simulated calibration of the scenario-b detector (``lm_eval_leakage.calibrated``).
+"""Timing and simulated calibration of the scenario-b detector (``lm_eval_leakage.core.calibrated``).
 
 Usage::
 
@@ -18,7 +18,7 @@ import time
 import numpy as np
 from numpy.typing import NDArray
 
-from lm_eval_leakage.calibrated import METHODS, scenario_b_pvalues, summarise_scenario_b
+from lm_eval_leakage.core.calibrated import METHODS, scenario_b_pvalues, summarise_scenario_b
 
 
 def _all_orderings(n_orderings: int) -> NDArray[np.int64]:

@@ -32,9 +32,9 @@ def main() -> None:
     from lm_eval.models.huggingface import HFLM
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from lm_eval_leakage import glue
-    from lm_eval_leakage.offline import ensure_offline_assets
-    from lm_eval_leakage.prefix_model import PrefixSharingHFLM, common_prefix_length
+    from lm_eval_leakage.harness import glue
+    from lm_eval_leakage.validation.offline import ensure_offline_assets
+    from lm_eval_leakage.harness.prefix_model import PrefixSharingHFLM, common_prefix_length
 
     assets = ensure_offline_assets(quiet=True)
     model_dir = args.model or str(assets.model_dir)

@@ -20,10 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from lm_eval_leakage import calibrated, stats
-from lm_eval_leakage.exchangeability import filter_exchangeable
-from lm_eval_leakage.orderings import build_orderings
-from lm_eval_leakage.reference_rule import isolation_flag
+from lm_eval_leakage.core import calibrated
+from lm_eval_leakage.core import stats
+from lm_eval_leakage.core.exchangeability import filter_exchangeable
+from lm_eval_leakage.core.orderings import build_orderings
+from lm_eval_leakage.core.reference_rule import isolation_flag
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ Examples:
     # side-by-side tables of finished runs
     python scripts/validate_contamination.py --compare results/validation_a_template results/validation_b_template
 
-See docs/validation.md and ``lm_eval_leakage.validation``.
+See docs/validation.md and ``lm_eval_leakage.validation.experiment``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import os
 import sys
 from pathlib import Path
 
-from lm_eval_leakage.validation import (
+from lm_eval_leakage.validation.experiment import (
     QUICK_OVERRIDES,
     SCENARIOS,
     TRAIN_FORMATS,
