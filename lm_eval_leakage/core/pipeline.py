@@ -100,6 +100,11 @@ class ItemRecord:
     def n_orderings(self) -> int:
         return self.stats.n_orderings
 
+    @property
+    def exclusion_reason(self) -> str:
+        """Why the item is left out of every figure (``"scored"`` when it is not)."""
+        return stats.STATUS_REASONS[self.stats.status]
+
     def in_scenario_a(self, keep_nonexchangeable: bool | None = None) -> bool:
         """Whether the item counts in the scenario-a figures (usable scores, exchangeable options)."""
         keep = self.keep_nonexchangeable if keep_nonexchangeable is None else keep_nonexchangeable

@@ -1,0 +1,271 @@
+"""The per-item documents of the ``leak_*`` tasks, and the dataset hooks lm-eval calls to get them.
+
+Task options arrive as lm-eval task metadata (the YAML's ``metadata:`` merged with the command
+line's ``--metadata '{...}'``), which lm-eval hands to ``custom_dataset`` as keyword arguments.
+Each item becomes one :class:`LeakDoc`; ``doc_to_choice`` turns it into one log-likelihood
+request per ordering.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Literal, TypedDict
+
+import numpy as np
+
+from lm_eval_leakage.benchmarks.loading import data_env_var, read_hub, read_local
+from lm_eval_leakage.benchmarks.schemas import BENCHMARKS
+from lm_eval_leakage.core.control import control_items
+from lm_eval_leakage.core.exchangeability import check_exchangeable
+from lm_eval_leakage.core.items import InvalidItemError, Item
+from lm_eval_leakage.core.orderings import DEFAULT_MAX_ORDERINGS, build_orderings
+from lm_eval_leakage.core.reference_rule import default_delta
+from lm_eval_leakage.core.templates import TEMPLATES, render
+
+logger = logging.getLogger("lm_eval_leakage")
+
+
+class LeakDoc(TypedDict):
+    """One item as an lm-eval document (what ``--log_samples`` writes under ``doc``).
+
+    Attributes:
+        id: The item's id in its dataset.
+        subject: Its subject ("" when the benchmark has none).
+        question: Question text.
+        options: Option texts in the published order.
+        context: The rendered question part (every request's context).
+        template: ``"reference"`` (the paper's) or ``"native"`` (the benchmark's lm-eval style).
+        perms: ``perms[j][p]``: original index of the option shown at position ``p`` in ordering
+            ``j``; ordering 0 is the published order.
+        n_distinct: Distinct orderings the item has in all.
+        complete: Whether every distinct ordering is scored (else a seeded sample).
+        delta: Algorithm 2's threshold for this item.
+        exchangeable: The exchangeability guard's verdict.
+        nonexchangeable_reasons: Its reasons when not exchangeable.
+        keep_nonexchangeable: Count a non-exchangeable item in scenario a anyway.
+        reference_rule: Run the paper's IsolationForest rule on this item.
+        control: The task has a control set (its metric list has the observed-minus-control columns).
+        role: ``"observed"`` for a benchmark item, ``"control"`` for its control twin.
+    """
+
+    id: str
+    subject: str
+    question: str
+    options: list[str]
+    context: str
+    template: str
+    perms: list[list[int]]
+    n_distinct: int
+    complete: bool
+    delta: float
+    exchangeable: bool
+    nonexchangeable_reasons: list[str]
+    keep_nonexchangeable: bool
+    reference_rule: bool
+    control: bool
+    role: Literal["observed", "control"]
+
+
+def _as_bool(value: Any) -> bool:
+    return value if isinstance(value, bool) else str(value).strip().lower() in {"1", "true", "yes"}
+
+
+def build_docs(
+    benchmark: str,
+    *,
+    data_files: str | list[str] | None = None,
+    split: str | None = None,
+    template: str = "reference",
+    max_orderings: int = DEFAULT_MAX_ORDERINGS,
+    ordering_seed: int = 1234,
+    skip_invalid: bool | str = False,
+    sample_items: int | None = None,
+    sample_seed: int = 0,
+    delta: float | None = None,
+    keep_nonexchangeable: bool | str = False,
+    reference_rule: bool | str = True,
+    control: bool = False,
+    control_seed: int = 0,
+    **_other_metadata: Any,
+) -> list[LeakDoc]:
+    """Read a benchmark, validate every item and attach its orderings.
+
+    Args:
+        benchmark: Key of :data:`BENCHMARKS`.
+        data_files: Local files in the benchmark's schema (see ``loading``); when omitted, the
+            ``LM_EVAL_LEAKAGE_<BENCHMARK>_DATA`` environment variable, then the hub.
+        split: Split to read from the hub (default: the benchmark's scanned split).
+        template: ``"reference"`` or ``"native"`` (see ``templates``).
+        max_orderings: Enumerate all distinct orderings up to this many, else sample.
+        ordering_seed: Seed for sampled orderings.
+        skip_invalid: Skip invalid items (counted in a warning) instead of stopping.
+        sample_items: Keep a seeded random sample of this many items (for quick runs).
+        sample_seed: Seed of that sample.
+        delta: Threshold of the reference's Algorithm 2 (default: -0.20 for four options,
+            -0.25 for five or more, per item).
+        keep_nonexchangeable: Keep items whose option order is fixed by content ("All of the
+            above", sorted numbers; see ``exchangeability``) in the scenario-a figures.
+        reference_rule: Compute the paper's IsolationForest rule (``leak_b``); it costs about
+            0.1-0.5 s of CPU per item, so switching it off speeds up large runs.
+        control: Add a control item per item (see ``control``), marked ``role: "control"``; set
+            by the ``leak_<benchmark>_control`` tasks, whose metric list reports observed minus
+            control.
+        control_seed: Seed of the control's donor assignment.
+
+    Returns:
+        One lm-eval document per valid item (and per control item).
+
+    Raises:
+        InvalidItemError: An invalid item, unless ``skip_invalid``.
+        ValueError: An unknown option value, or no valid item at all.
+    """
+    if template not in TEMPLATES:
+        raise ValueError(f"leak_{benchmark}: unknown template {template!r}; expected one of {TEMPLATES}")
+    items = _read_items(benchmark, data_files=data_files, split=split, skip_invalid=_as_bool(skip_invalid))
+    if sample_items is not None and int(sample_items) < len(items):
+        keep = np.sort(np.random.default_rng(int(sample_seed)).choice(len(items), int(sample_items), replace=False))
+        items = [items[i] for i in keep]
+    roles: list[Literal["observed", "control"]] = ["observed"] * len(items)
+    if control:
+        extra = control_items(items, seed=int(control_seed))
+        items, roles = items + extra, roles + ["control"] * len(extra)
+    shared = {
+        "template": template,
+        "keep_nonexchangeable": _as_bool(keep_nonexchangeable),
+        "reference_rule": _as_bool(reference_rule),
+        "control": bool(control),
+    }
+    return [
+        _doc(item, role, shared, delta=delta, max_orderings=int(max_orderings), ordering_seed=int(ordering_seed))
+        for item, role in zip(items, roles, strict=True)
+    ]
+
+
+def _read_items(benchmark: str, *, data_files: str | list[str] | None, split: str | None,
+                skip_invalid: bool) -> list[Item]:
+    """Every valid item of the benchmark's local files or hub split, in file order."""
+    spec = BENCHMARKS[benchmark]
+    source = data_files or os.environ.get(data_env_var(benchmark))
+    if source:
+        records = read_local(source, spec)
+        origin = str(source)
+    elif spec.hub_path:
+        records = read_hub(spec, split or spec.split)
+        origin = f"{spec.hub_path} ({split or spec.split})"
+    else:
+        raise ValueError(
+            f"leak_{benchmark} needs local data: pass --metadata '{{\"data_files\": \"items.jsonl\"}}' "
+            f"or set {data_env_var(benchmark)}"
+        )
+    items: list[Item] = []
+    skipped: list[InvalidItemError] = []
+    for index, record in enumerate(records):
+        try:
+            items.append(spec.to_item(record, index))
+        except InvalidItemError as exc:
+            if not skip_invalid:
+                raise InvalidItemError(f"leak_{benchmark} [{origin}]", exc.item_id, exc.field, exc.problem) from None
+            skipped.append(exc)
+    if skipped:
+        logger.warning(
+            "leak_%s: skipped %d invalid item(s) of %d (skip_invalid is on); first: %s",
+            benchmark, len(skipped), len(records), skipped[0],
+        )
+    if not items:
+        raise ValueError(f"leak_{benchmark}: no valid item in {origin} ({len(records)} records read)")
+    return items
+
+
+def _doc(item: Item, role: Literal["observed", "control"], shared: dict[str, Any], *, delta: float | None,
+         max_orderings: int, ordering_seed: int) -> LeakDoc:
+    orderings = build_orderings(item.options, max_orderings=max_orderings, seed=ordering_seed, item_id=item.id)
+    context, _ = render(item.question, item.options, template=shared["template"], header=item.header)
+    guard = check_exchangeable(item.options)
+    return LeakDoc(
+        id=item.id,
+        subject=item.subject,
+        question=item.question,
+        options=list(item.options),
+        context=context,
+        template=shared["template"],
+        perms=[list(p) for p in orderings.perms],
+        n_distinct=orderings.n_distinct,
+        complete=orderings.complete,
+        delta=float(delta) if delta is not None else default_delta(len(item.options)),
+        exchangeable=guard.exchangeable,
+        nonexchangeable_reasons=list(guard.reasons),
+        keep_nonexchangeable=shared["keep_nonexchangeable"],
+        reference_rule=shared["reference_rule"],
+        control=shared["control"],
+        role=role,
+    )
+
+
+def _dataset(benchmark: str, *, control: bool = False, **metadata: Any) -> Any:
+    import datasets
+
+    # Whether a task has a control is fixed by its hook (its metric list depends on it), not by
+    # --metadata, which applies to every task of a run.
+    metadata.pop("control", None)
+    docs = build_docs(benchmark, control=control, **metadata)
+    # The task YAMLs all read the "test" split; which split was scanned is the loader's business.
+    return datasets.DatasetDict({"test": datasets.Dataset.from_list(docs)})
+
+
+def load_mmlu(**metadata: Any) -> Any:
+    """``custom_dataset`` hook of ``leak_mmlu``."""
+    return _dataset("mmlu", **metadata)
+
+
+def load_cmmlu(**metadata: Any) -> Any:
+    """``custom_dataset`` hook of ``leak_cmmlu``."""
+    return _dataset("cmmlu", **metadata)
+
+
+def load_ceval(**metadata: Any) -> Any:
+    """``custom_dataset`` hook of ``leak_ceval``."""
+    return _dataset("ceval", **metadata)
+
+
+def load_cmb(**metadata: Any) -> Any:
+    """``custom_dataset`` hook of ``leak_cmb``."""
+    return _dataset("cmb", **metadata)
+
+
+def load_custom(**metadata: Any) -> Any:
+    """``custom_dataset`` hook of ``leak_custom``: a JSONL of ``{question, options[, id, subject]}``."""
+    return _dataset("custom", **metadata)
+
+
+def load_mmlu_control(**metadata: Any) -> Any:
+    """``custom_dataset`` hook of ``leak_mmlu_control``."""
+    return _dataset("mmlu", control=True, **metadata)
+
+
+def load_cmmlu_control(**metadata: Any) -> Any:
+    """``custom_dataset`` hook of ``leak_cmmlu_control``."""
+    return _dataset("cmmlu", control=True, **metadata)
+
+
+def load_ceval_control(**metadata: Any) -> Any:
+    """``custom_dataset`` hook of ``leak_ceval_control``."""
+    return _dataset("ceval", control=True, **metadata)
+
+
+def load_cmb_control(**metadata: Any) -> Any:
+    """``custom_dataset`` hook of ``leak_cmb_control``."""
+    return _dataset("cmb", control=True, **metadata)
+
+
+def load_custom_control(**metadata: Any) -> Any:
+    """``custom_dataset`` hook of ``leak_custom_control``."""
+    return _dataset("custom", control=True, **metadata)
+
+
+def doc_to_choice(doc: LeakDoc) -> list[str]:
+    """The option block of every ordering: one log-likelihood request each, ordering 0 first."""
+    options = doc["options"]
+    return [
+        render(doc["question"], [options[i] for i in perm], template=doc["template"])[1] for perm in doc["perms"]
+    ]

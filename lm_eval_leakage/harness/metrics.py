@@ -1,0 +1,57 @@
+"""lm-eval's per-item results and registered aggregations for the ``leak_*`` tasks.
+
+``process_results`` scores an item with :func:`~lm_eval_leakage.core.pipeline.score_item` and
+hands lm-eval the record (a JSON object) under every column name; each column's registered
+aggregation (named like the column) rebuilds the records, summarises them with
+:func:`~lm_eval_leakage.core.pipeline.summarise` and reads its figure. Both come from the one
+column table, :data:`~lm_eval_leakage.harness.columns.COLUMNS`; nothing here computes a statistic.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from lm_eval.api.registry import register_aggregation
+
+from lm_eval_leakage.core.pipeline import ItemRecord, RunFigures, score_item, summarise
+from lm_eval_leakage.harness.columns import COLUMNS, Column, columns
+from lm_eval_leakage.harness.docs import LeakDoc
+
+logger = logging.getLogger("lm_eval_leakage")
+
+
+def process_results(doc: LeakDoc, results: Sequence[tuple[float, bool]]) -> dict[str, Any]:
+    """The item's record, under each column of its task (lm-eval's ``process_results`` hook)."""
+    record = score_item(
+        [float(r[0]) for r in results],
+        doc["perms"],
+        exchangeable=doc.get("exchangeable", True),
+        keep_nonexchangeable=doc.get("keep_nonexchangeable", False),
+        delta=doc["delta"],
+        reference_rule=doc.get("reference_rule", True),
+        role=doc.get("role", "observed"),
+    )
+    if not record.ok:
+        logger.warning("leak item %s excluded: %s", doc["id"], record.exclusion_reason)
+    value = record.to_json()
+    return {column.name: value for column in columns(control=doc.get("control", False))}
+
+
+def run_figures(values: Sequence[dict[str, Any]]) -> RunFigures:
+    """The figures of a task's items from the values ``process_results`` gave lm-eval."""
+    return summarise([ItemRecord.from_json(v) for v in values])
+
+
+def _register(column: Column) -> Callable[[Sequence[dict[str, Any]]], float]:
+    def aggregate(values: Sequence[dict[str, Any]]) -> float:
+        return column.read(run_figures(values))
+
+    aggregate.__name__ = aggregate.__qualname__ = column.name
+    aggregate.__doc__ = f"lm-eval aggregation of ``{column.name}``: {column.formula}"
+    return register_aggregation(column.name)(aggregate)
+
+
+AGGREGATIONS = {column.name: _register(column) for column in COLUMNS}
+"""The registered aggregation of each column, by name."""

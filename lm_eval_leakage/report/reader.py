@@ -1,0 +1,231 @@
+"""Reading lm-eval's per-sample logs of the ``leak_*`` tasks: one samples line -> :class:`ItemScores`.
+
+:func:`parse_sample` turns one decoded samples line (``doc``, ``filtered_resps`` or ``resps``) into
+the item's ordering scores and orderings, with no report concept attached, so other packages
+(the validation experiment) parse lm-eval samples with it too. :func:`read_samples` reads a
+``samples_leak_*.jsonl`` file line by line and reports unusable lines as ``FILE:LINE: problem``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from lm_eval_leakage.core.exchangeability import check_exchangeable
+
+ROLES = ("observed", "control")
+
+DEFAULT_NULL_DRAWS = 200
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class ReportError(Exception):
+    """Input the user can fix (a missing or unreadable file); printed without a traceback."""
+
+
+class MissingSamplesError(ReportError):
+    """A run folder has results for a ``leak_*`` task but not the samples needed to recompute it."""
+
+
+@dataclass(frozen=True)
+class LineProblem:
+    """A samples line that could not be used.
+
+    Attributes:
+        path: The samples file.
+        line: 1-based line number.
+        problem: What is wrong with it.
+    """
+
+    path: Path
+    line: int
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.problem}"
+
+
+class SamplesFileError(ReportError):
+    """A samples file with a bad line; ``items_read`` keeps every item read before it."""
+
+    def __init__(self, problem: LineProblem, items_read: Sequence[ItemScores]) -> None:
+        super().__init__(f"{problem} ({len(self.items_read)} item(s) read before it)")
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True, eq=False)
+class ItemScores:
+    """One item of a samples file, with the score of each of its orderings.
+
+    Attributes:
+        doc_id: lm-eval's index of the document.
+        item_id: The item's id in its dataset.
+        subject: Subject ("" when the benchmark has none).
+        question: Question text.
+        options: Option texts in the original order.
+        perms: ``perms[j][p]``: original index of the option at position ``p`` in ordering ``j``.
+        scores: Log-likelihood per ordering, ordering 0 the original.
+        delta: The Algorithm 2 threshold the run used for this item.
+        n_distinct: Distinct orderings the item has in all.
+        complete: Whether every distinct ordering was scored.
+        exchangeable: False when the run's exchangeability guard found the option order fixed
+            by content ("All of the above", sorted numbers); such items are left out of the
+            scenario-a figures unless ``keep_nonexchangeable``.
+        nonexch_reasons: The guard's reasons.
+        keep_nonexchangeable: Whether the run kept such items in the scenario-a figures.
+        guard_applied_here: The samples predate the tasks' exchangeability guard, so the
+            report applied it.
+    """
+
+    doc_id: int
+    item_id: str
+    subject: str
+    question: str
+    options: tuple[str, ...]
+    perms: tuple[tuple[int, ...], ...]
+    scores: np.ndarray
+    delta: float
+    role: str = "observed"
+
+
+
+def _benchmark_order(task: str) -> tuple[int, str]:
+    keys = list(BENCHMARK_NAMES)
+    base = task.removeprefix("leak_").removesuffix("_native")
+    return (keys.index(base) if base in keys else len(keys), task)
+
+
+def _float(value: Any) -> float:
+    # lm-eval logs log-likelihoods as strings, e.g. ["-12.5", "False"]
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise ValueError("empty response")
+        return _float(value[0])
+    if isinstance(value, bool):
+        raise TypeError(f"expected a log-likelihood, got {value!r}")
+    return float(value)
+
+
+def parse_sample(record: Any) -> ItemScores:
+    """Turn one samples line (already JSON-decoded) into :class:`ItemScores`.
+
+    Raises:
+        TypeError: The line or one of its parts has the wrong JSON type.
+        ValueError: The line is not a ``leak_*`` sample or its scores do not fit its orderings.
+    """
+    if not isinstance(record, dict):
+        raise TypeError(f"expected a JSON object, got {type(record).__name__}")
+    doc = record.get("doc")
+    if not isinstance(doc, dict):
+        raise TypeError("no 'doc' object")
+    missing = [k for k in ("id", "question", "options", "perms") if k not in doc]
+    if missing:
+        raise ValueError(f"doc lacks {', '.join(missing)}: not a leak_* sample")
+    if "filtered_resps" in record:
+        raw = record["filtered_resps"]
+    elif "resps" in record:
+        raw = [r[0] if isinstance(r, list) and r and isinstance(r[0], list) else r for r in record["resps"]]
+    else:
+        raise ValueError("no 'filtered_resps' or 'resps': the ordering scores are missing")
+    if not isinstance(raw, list):
+        raise TypeError("'filtered_resps' is not a list")
+    try:
+        scores = np.array([_float(r) for r in raw], dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"unreadable score: {exc}") from None
+    perms = tuple(tuple(int(i) for i in p) for p in doc["perms"])
+    options = tuple(str(o) for o in doc["options"])
+    if scores.shape[0] != len(perms):
+        raise ValueError(f"{scores.shape[0]} scores for {len(perms)} orderings")
+    if not perms or any(sorted(p) != list(range(len(options))) for p in perms):
+        raise ValueError(f"'perms' are not orderings of the {len(options)} options")
+    if "exchangeable" in doc:
+        exchangeable = bool(doc["exchangeable"])
+        reasons = tuple(str(r) for r in doc.get("nonexchangeable_reasons") or ())
+    else:
+        # Samples written before the tasks had the exchangeability guard: apply it here, so that
+        # old and new runs count the same items in scenario a.
+        guard = check_exchangeable(options)
+        exchangeable, reasons = guard.exchangeable, guard.reasons
+    return ItemScores(
+        doc_id=int(record.get("doc_id", -1)),
+        item_id=str(doc["id"]),
+        subject=str(doc.get("subject") or ""),
+        question=str(doc["question"]),
+        options=options,
+        perms=perms,
+        scores=scores,
+        delta=float(doc.get("delta", math.nan)),
+        n_distinct=int(doc.get("n_distinct", len(perms))),
+        complete=bool(doc.get("complete", True)),
+        exchangeable=exchangeable,
+        nonexch_reasons=reasons,
+        keep_nonexchangeable=bool(doc.get("keep_nonexchangeable", False)),
+        guard_applied_here="exchangeable" not in doc,
+    )
+
+
+def read_samples(
+    path: Path, *, on_bad_line: Literal["raise", "collect"] = "raise"
+) -> tuple[list[ItemScores], list[LineProblem]]:
+    """Read a ``samples_leak_*.jsonl`` file line by line.
+
+    Args:
+        path: The file.
+        on_bad_line: ``"raise"``: stop at the first bad line with :class:`SamplesFileError`, which
+            carries the items read before it; ``"collect"``: skip bad lines and return them.
+
+    Returns:
+        The items (first occurrence of each ``doc_id``; lm-eval writes one line per filter) and
+        the bad lines.
+
+    Raises:
+        SamplesFileError: A bad line, with ``on_bad_line="raise"``.
+        ReportError: The file cannot be opened.
+    """
+    items: list[ItemScores] = []
+    problems: list[LineProblem] = []
+    seen: set[int] = set()
+    try:
+        handle = path.open(encoding="utf-8", errors="strict")
+    except OSError as exc:
+        raise ReportError(f"{path}: cannot open the samples file ({exc.strerror})") from None
+    with handle:
+        number = 0
+        while True:
+            number += 1
+            try:
+                line = handle.readline()
+            except UnicodeDecodeError as exc:
+                problem = LineProblem(path, number, f"not UTF-8 text ({exc.reason})")
+                if on_bad_line == "raise":
+                    raise SamplesFileError(problem, items) from None
+                problems.append(problem)
+                break  # the decoder cannot resynchronise; what was read is kept
+            if not line:
+                break
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                truncated = not line.endswith("\n")
+                hint = " (the last line is cut off: was the run interrupted?)" if truncated else ""
+                problem = LineProblem(path, number, f"not valid JSON: {exc.msg} at column {exc.colno}{hint}")
+            else:
+                try:
+                    item = parse_sample(record)
+                except (TypeError, ValueError) as exc:
+                    problem = LineProblem(path, number, str(exc))
+                else:
+                    if item.doc_id not in seen or item.doc_id < 0:
