@@ -21,8 +21,6 @@ from lm_eval_leakage.core.exchangeability import check_exchangeable
 
 ROLES = ("observed", "control")
 
-DEFAULT_NULL_DRAWS = 200
-
 
 # --------------------------------------------------------------------------- errors
 
@@ -60,9 +58,6 @@ class SamplesFileError(ReportError):
         super().__init__(f"{problem} ({len(self.items_read)} item(s) read before it)")
 
 
-# --------------------------------------------------------------------------- reading
-
-
 @dataclass(frozen=True, eq=False)
 class ItemScores:
     """One item of a samples file, with the score of each of its orderings.
@@ -83,8 +78,10 @@ class ItemScores:
             scenario-a figures unless ``keep_nonexchangeable``.
         nonexch_reasons: The guard's reasons.
         keep_nonexchangeable: Whether the run kept such items in the scenario-a figures.
-        guard_applied_here: The samples predate the tasks' exchangeability guard, so the
-            report applied it.
+        guard_applied_here: The samples predate the tasks' exchangeability guard, so
+            :func:`parse_sample` applied it.
+        role: ``"observed"`` for a benchmark item, ``"control"`` for its control twin (the
+            doc's ``role``; samples without one are observed items).
     """
 
     doc_id: int
@@ -95,14 +92,13 @@ class ItemScores:
     perms: tuple[tuple[int, ...], ...]
     scores: np.ndarray
     delta: float
+    n_distinct: int
+    complete: bool
+    exchangeable: bool = True
+    nonexch_reasons: tuple[str, ...] = ()
+    keep_nonexchangeable: bool = False
+    guard_applied_here: bool = False
     role: str = "observed"
-
-
-
-def _benchmark_order(task: str) -> tuple[int, str]:
-    keys = list(BENCHMARK_NAMES)
-    base = task.removeprefix("leak_").removesuffix("_native")
-    return (keys.index(base) if base in keys else len(keys), task)
 
 
 def _float(value: Any) -> float:
@@ -149,6 +145,9 @@ def parse_sample(record: Any) -> ItemScores:
         raise ValueError(f"{scores.shape[0]} scores for {len(perms)} orderings")
     if not perms or any(sorted(p) != list(range(len(options))) for p in perms):
         raise ValueError(f"'perms' are not orderings of the {len(options)} options")
+    role = str(doc.get("role") or "observed")
+    if role not in ROLES:
+        raise ValueError(f"role {role!r} is neither 'observed' nor 'control'")
     if "exchangeable" in doc:
         exchangeable = bool(doc["exchangeable"])
         reasons = tuple(str(r) for r in doc.get("nonexchangeable_reasons") or ())
@@ -172,6 +171,7 @@ def parse_sample(record: Any) -> ItemScores:
         nonexch_reasons=reasons,
         keep_nonexchangeable=bool(doc.get("keep_nonexchangeable", False)),
         guard_applied_here="exchangeable" not in doc,
+        role=role,
     )
 
 
@@ -229,3 +229,10 @@ def read_samples(
                     problem = LineProblem(path, number, str(exc))
                 else:
                     if item.doc_id not in seen or item.doc_id < 0:
+                        seen.add(item.doc_id)
+                        items.append(item)
+                    continue
+            if on_bad_line == "raise":
+                raise SamplesFileError(problem, items)
+            problems.append(problem)
+    return items, problems

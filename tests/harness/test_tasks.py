@@ -93,3 +93,10 @@ def test_start_up_hook_imports_nothing_heavy() -> None:
         capture_output=True, text=True, check=True,
     )
     assert hooked.stdout.strip() == "True"
+
+
+def test_readme_column_table_is_generated_from_the_column_table() -> None:
+    from lm_eval_leakage.tasks.generate import README, readme_with_columns
+
+    text = README.read_text(encoding="utf-8")
+    assert readme_with_columns(text) == text, "run python -m lm_eval_leakage.tasks.generate"
