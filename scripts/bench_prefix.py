@@ -32,14 +32,14 @@ def main() -> None:
     from lm_eval.models.huggingface import HFLM
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from lm_eval_leakage.harness import glue
+    from lm_eval_leakage.harness import docs as leak_docs
     from lm_eval_leakage.validation.offline import ensure_offline_assets
     from lm_eval_leakage.harness.prefix_model import PrefixSharingHFLM, common_prefix_length
 
     assets = ensure_offline_assets(quiet=True)
     model_dir = args.model or str(assets.model_dir)
-    docs = glue.build_docs("mmlu", data_files=str(assets.mmlu_jsonl), sample_items=args.items, sample_seed=args.seed)
-    pairs = [(d["context"], block) for d in docs for block in glue.doc_to_choice(d)]
+    docs = leak_docs.build_docs("mmlu", data_files=str(assets.mmlu_jsonl), sample_items=args.items, sample_seed=args.seed)
+    pairs = [(d["context"], block) for d in docs for block in leak_docs.doc_to_choice(d)]
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
     backends = {
@@ -49,7 +49,7 @@ def main() -> None:
 
     full = shared = 0
     for d in docs:
-        sequences = [sum(backends["hf"]._encode_pair(d["context"], block), []) for block in glue.doc_to_choice(d)]
+        sequences = [sum(backends["hf"]._encode_pair(d["context"], block), []) for block in leak_docs.doc_to_choice(d)]
         p = min(common_prefix_length(sequences), min(map(len, sequences)) - 1)
         full += sum(len(s) - 1 for s in sequences)
         shared += p + sum(len(s) - 1 - p for s in sequences)
@@ -71,7 +71,7 @@ def main() -> None:
         print(f"{name:>9}: " + ", ".join(f"{v:.1f} s" for v in values) + f" (best {best[name]:.1f} s)")
     print(f"speed-up (best of {args.rounds}): {best['hf'] / best['hf-prefix']:.2f}x")
     print(f"largest score difference: {np.abs(scores['hf'] - scores['hf-prefix']).max():.2e}")
-    starts = np.cumsum([0] + [len(glue.doc_to_choice(d)) for d in docs])
+    starts = np.cumsum([0] + [len(leak_docs.doc_to_choice(d)) for d in docs])
     same_top = sum(np.argmax(scores["hf"][a:b]) == np.argmax(scores["hf-prefix"][a:b]) for a, b in zip(starts, starts[1:]))
     print(f"items whose top ordering agrees: {same_top} of {len(docs)}")
 

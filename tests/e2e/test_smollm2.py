@@ -89,7 +89,7 @@ def test_real_model_run_reports_all_items(smollm2_run: tuple[Path, list[dict]]) 
 
 
 def test_parity_with_direct_full_text_computation(smollm2_run: tuple[Path, list[dict]], direct_model) -> None:  # type: ignore[no-untyped-def]
-    from lm_eval_leakage.harness.glue import doc_to_choice
+    from lm_eval_leakage.harness.docs import doc_to_choice
 
     _, samples = smollm2_run
     tokenizer, model = direct_model

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from support.data import CMB_EXAMPLE
 
-from lm_eval_leakage.core import calibrated, stats
+from lm_eval_leakage.core import scenario_b as calibrated
+from lm_eval_leakage.core import stats  # re-exports item_statistics, intervals, scenario_a
 from lm_eval_leakage.core.orderings import build_orderings
 from lm_eval_leakage.core.pipeline import CALIBRATED_ALPHA, ItemRecord
 from lm_eval_leakage.harness import docs as leak_docs
