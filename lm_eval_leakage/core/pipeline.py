@@ -5,9 +5,9 @@ validation experiment (``validation.detectors``) all call :func:`score_item` on 
 scores and :func:`summarise` on a run's records; none of them chains the statistics itself.
 
 * :func:`score_item` computes everything that depends on one item alone: the original ordering's
-  rank, permutation p-value, z-score and gap ratio (``stats.item_stats``), the paper's
+  rank, permutation p-value, z-score and gap ratio (``item_statistics.item_stats``), the paper's
   IsolationForest score of the best ordering (``reference_rule``), and the calibrated scenario-b
-  statistic with its Gaussian-null p-value (``calibrated``). The result, an :class:`ItemRecord`,
+  statistic with its Gaussian-null p-value (``scenario_b``). The result, an :class:`ItemRecord`,
   converts to and from a JSON object, which is what lm-eval carries from ``process_results`` to
   the aggregations (and logs per sample).
 * :func:`summarise` computes the dataset-level figures of a run (or of a subset such as one
@@ -31,14 +31,15 @@ from typing import Any, Literal
 
 import numpy as np
 
-from lm_eval_leakage.core import calibrated, stats
+from lm_eval_leakage.core import intervals, item_statistics, scenario_b
+from lm_eval_leakage.core import scenario_a as scenario_a_test
 from lm_eval_leakage.core.reference_rule import default_delta, isolation_score
 
 Role = Literal["observed", "control"]
 BNull = Literal["auto", "mirror", "gaussian"]
 CALIBRATED_ALPHA = 0.05
 """Default per-item level of the calibrated scenario-b test; its flagged fraction with no leakage."""
-MIN_MIRROR_ITEMS = calibrated.MIN_MIRROR_ITEMS
+MIN_MIRROR_ITEMS = scenario_b.MIN_MIRROR_ITEMS
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ class ItemRecord:
     """Everything :func:`summarise` needs to know about one scored item.
 
     Attributes:
-        stats: The original ordering's statistics (``stats.ItemStats``; its ``status`` says
+        stats: The original ordering's statistics (``item_statistics.ItemStats``; its ``status`` says
             whether the item's scores are usable).
         exchangeable: The exchangeability guard's verdict on the item's options.
         keep_nonexchangeable: Whether the run counts a non-exchangeable item in scenario a.
@@ -80,7 +81,7 @@ class ItemRecord:
         role: ``"observed"`` for a benchmark item, ``"control"`` for its control twin.
     """
 
-    stats: stats.ItemStats
+    stats: item_statistics.ItemStats
     exchangeable: bool
     keep_nonexchangeable: bool
     delta: float
@@ -93,7 +94,7 @@ class ItemRecord:
 
     @property
     def ok(self) -> bool:
-        """Whether the item's scores are usable (see ``stats.STATUS_REASONS``)."""
+        """Whether the item's scores are usable (see ``item_statistics.STATUS_REASONS``)."""
         return self.stats.ok
 
     @property
@@ -103,7 +104,7 @@ class ItemRecord:
     @property
     def exclusion_reason(self) -> str:
         """Why the item is left out of every figure (``"scored"`` when it is not)."""
-        return stats.STATUS_REASONS[self.stats.status]
+        return item_statistics.STATUS_REASONS[self.stats.status]
 
     def in_scenario_a(self, keep_nonexchangeable: bool | None = None) -> bool:
         """Whether the item counts in the scenario-a figures (usable scores, exchangeable options)."""
@@ -123,7 +124,7 @@ class ItemRecord:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ItemRecord:
         """Inverse of :meth:`to_json`."""
-        return cls(**{**data, "stats": stats.ItemStats(**data["stats"])})
+        return cls(**{**data, "stats": item_statistics.ItemStats(**data["stats"])})
 
 
 def score_item(
@@ -153,13 +154,13 @@ def score_item(
     """
     values = np.asarray(scores, dtype=np.float64).ravel()
     orderings = np.asarray(perms, dtype=np.int64)
-    item = stats.item_stats(values)
+    item = item_statistics.item_stats(values)
     isolation = b_statistic = b_decoy = b_gaussian = math.nan
     b_model = ""
     if item.ok:
         if reference_rule:
             isolation = isolation_score(values)
-        single = calibrated.scenario_b_pvalues(values[None, :], orderings, null="gaussian")
+        single = scenario_b.scenario_b_pvalues(values[None, :], orderings, null="gaussian")
         b_statistic, b_decoy = float(single.statistic[0]), float(single.decoy[0])
         b_model, b_gaussian = single.model[0], float(single.pvalue[0])
     return ItemRecord(
@@ -195,11 +196,11 @@ class ReferenceRule:
 
 @dataclass(frozen=True)
 class ControlComparison:
-    """Observed minus control (``stats.Difference``, each with its 95% interval)."""
+    """Observed minus control (``intervals.Difference``, each with its 95% interval)."""
 
-    leak_a: stats.Difference
-    orig_rank: stats.Difference
-    leak_b_cal: stats.Difference
+    leak_a: intervals.Difference
+    orig_rank: intervals.Difference
+    leak_b_cal: intervals.Difference
 
 
 @dataclass(frozen=True, eq=False)
@@ -229,14 +230,14 @@ class RunFigures:
     n_items: int
     n_excluded: int
     n_nonexch: int
-    scenario_a: stats.ScenarioA
+    scenario_a: scenario_a_test.ScenarioA
     scenario_a_interval: tuple[float, float]
-    rank: stats.RankTest
+    rank: scenario_a_test.RankTest
     orig_z: float
     orig_p: float
     gap_ratio: float
     reference_rule: ReferenceRule
-    calibrated: calibrated.ScenarioBSummary | None
+    calibrated: scenario_b.ScenarioBSummary | None
     b_null: str
     b_n_reference: int
     b_pvalues: np.ndarray
@@ -255,7 +256,7 @@ def _pooled_pvalues(records: Sequence[ItemRecord], settings: Settings) -> tuple[
     if not usable:
         return pvalues, "none", 0
     chosen = [records[i] for i in usable]
-    result = calibrated.combine_item_statistics(
+    result = scenario_b.combine_item_statistics(
         [r.b_statistic for r in chosen], [r.b_decoy for r in chosen], [r.b_model for r in chosen],
         [r.b_gaussian_pvalue for r in chosen], null=settings.b_null, n_orderings=[r.n_orderings for r in chosen],
     )
@@ -267,19 +268,19 @@ def _calibrated_summary(pvalues: np.ndarray, null: str, n_reference: int, alpha:
     if not np.isfinite(pvalues).any():
         return None
     n = len(pvalues)
-    result = calibrated.ScenarioBResult(
+    result = scenario_b.ScenarioBResult(
         pvalue=pvalues, statistic=np.full(n, np.nan), decoy=np.full(n, np.nan),
         outlier_ordering=np.full(n, -1, dtype=np.int64), reason=("",) * n, model=("",) * n,
-        method=calibrated.DEFAULT_METHOD, null=null, n_reference=n_reference,  # type: ignore[arg-type]
+        method=scenario_b.DEFAULT_METHOD, null=null, n_reference=n_reference,  # type: ignore[arg-type]
     )
-    return calibrated.summarise_scenario_b(result, alpha=alpha)
+    return scenario_b.summarise_scenario_b(result, alpha=alpha)
 
 
 def _reference_rule(records: Sequence[ItemRecord], delta: float | None) -> ReferenceRule:
     ran = [r for r in records if r.ok and not math.isnan(r.isolation)]
     flagged = sum(r.flag_b(delta) for r in ran)
     return ReferenceRule(len(ran), flagged, flagged / len(ran) if ran else math.nan,
-                         stats.wilson_interval(flagged, len(ran)))
+                         intervals.wilson_interval(flagged, len(ran)))
 
 
 def _compare(observed: Sequence[ItemRecord], control: Sequence[ItemRecord], summaries: dict[Role, Any],
@@ -292,12 +293,12 @@ def _compare(observed: Sequence[ItemRecord], control: Sequence[ItemRecord], summ
         summary = summaries[role]
         counts += [0, 0] if summary is None else [summary.n_flagged, summary.n_valid]
     return ControlComparison(
-        leak_a=stats.proportion_difference(
+        leak_a=intervals.proportion_difference(
             sum(r.stats.original_first for r in in_a["observed"]), len(in_a["observed"]),
             sum(r.stats.original_first for r in in_a["control"]), len(in_a["control"])),
-        orig_rank=stats.mean_difference([r.stats.rank for r in in_a["observed"]],
+        orig_rank=intervals.mean_difference([r.stats.rank for r in in_a["observed"]],
                                         [r.stats.rank for r in in_a["control"]]),
-        leak_b_cal=stats.proportion_difference(*counts),
+        leak_b_cal=intervals.proportion_difference(*counts),
     )
 
 
@@ -343,9 +344,9 @@ def summarise(
         n_items=len(observed),
         n_excluded=sum(chosen[i] and not r.ok for i, r in enumerate(records)),
         n_nonexch=sum(not r.exchangeable for r in observed),
-        scenario_a=stats.scenario_a(first, n_orderings),
-        scenario_a_interval=stats.wilson_interval(sum(first), len(in_a)),
-        rank=stats.rank_test([r.stats.rank for r in in_a], n_orderings),
+        scenario_a=scenario_a_test.scenario_a(first, n_orderings),
+        scenario_a_interval=intervals.wilson_interval(sum(first), len(in_a)),
+        rank=scenario_a_test.rank_test([r.stats.rank for r in in_a], n_orderings),
         orig_z=_mean([r.stats.zscore for r in in_a]),
         orig_p=_mean([r.stats.pvalue for r in in_a]),
         gap_ratio=_mean([r.stats.gap_ratio for r in in_a]),

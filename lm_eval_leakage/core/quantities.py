@@ -2,7 +2,7 @@
 
 Used by the exchangeability guard's ``"sorted_numeric"`` rule (:mod:`exchangeability`): options
 that all read as quantities and are listed in monotonic order have an order fixed by their content
-(docs/method.md, section 4). Pure module: standard library only.
+(docs/method.md, sections 4 and 5.3). Pure module: standard library only.
 """
 
 from __future__ import annotations

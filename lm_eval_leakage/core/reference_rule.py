@@ -6,7 +6,7 @@ flagged when ``decision_function`` at the best-scoring ordering is below ``delta
 (Ni et al., arXiv 2409.01790, Algorithm 2 and its public code).
 
 This rule is uncalibrated: on scores with no leakage at all it flags a large share of items
-(METHOD.md section 4). Use the calibrated detector for inference; keep this one to compare
+(docs/method.md, section 4, weakness 3). Use the calibrated detector for inference; keep this one to compare
 with the paper.
 """
 
@@ -55,7 +55,7 @@ def isolation_null_scores(n_orderings: int, *, draws: int, seed: int) -> np.ndar
     special. IsolationForest picks split values uniformly between the minimum and maximum, so
     with its fixed random state its scores do not change under a positive affine map of the
     scores: the standard normal stands for any normal distribution. Real clean items need not be
-    normal (METHOD.md section 4 gives 20-50% false flags depending on shape), so the rate this
+    normal (docs/method.md, section 4, gives 20-50% false flags depending on shape), so the rate this
     gives is a reference level, not a calibrated null.
 
     Args:

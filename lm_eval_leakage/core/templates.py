@@ -2,7 +2,7 @@
 
 The question prefix is the same for every ordering of an item, so scoring only the option block,
 conditioned on the question, gives the same differences between orderings as scoring the whole
-text (METHOD.md section 2): lm-eval's ``loglikelihood(context, continuation)`` reproduces the
+text (docs/method.md, section 2): lm-eval's ``loglikelihood(context, continuation)`` reproduces the
 reference's rankings without its token search.
 
 Pure module: standard library only.

@@ -9,7 +9,7 @@ import pytest
 from support.data import CMB_EXAMPLE
 
 from lm_eval_leakage.core import scenario_b as calibrated
-from lm_eval_leakage.core import stats  # re-exports item_statistics, intervals, scenario_a
+from lm_eval_leakage.core import item_statistics, scenario_a
 from lm_eval_leakage.core.orderings import build_orderings
 from lm_eval_leakage.core.pipeline import CALIBRATED_ALPHA, ItemRecord
 from lm_eval_leakage.harness import docs as leak_docs
@@ -47,7 +47,7 @@ def test_process_results_record_for_one_item() -> None:
     record = ItemRecord.from_json(out["leak_a"])
     assert record.stats.original_first and record.stats.rank == 0.0 and record.n_orderings == 24
     assert record.stats.pvalue == pytest.approx(1 / 24)
-    assert record.stats.zscore == pytest.approx(stats.item_stats(scores).zscore)
+    assert record.stats.zscore == pytest.approx(item_statistics.item_stats(scores).zscore)
     # The default statistic, the studentised maximum (max - mean) / sd, with no position model.
     assert record.b_model == "intercept" and 0.0 < record.b_gaussian_pvalue <= 1.0
     assert record.b_statistic == pytest.approx((scores.max() - scores.mean()) / scores.std(ddof=1))
@@ -84,12 +84,12 @@ def test_scenario_a_aggregations() -> None:
     ]
     assert aggregate(rows, "leak_a") == 0.5
     assert aggregate(rows, "n_excluded") == 1
-    expected = stats.scenario_a([True, False], [24, 24])
+    expected = scenario_a.scenario_a([True, False], [24, 24])
     assert aggregate(rows, "leak_a_p") == pytest.approx(expected.pvalue)
     assert aggregate(rows, "leak_a_excess") == pytest.approx(0.5 - 1 / 24)
     assert aggregate(rows, "leak_a_excess_lo") == pytest.approx(expected.excess_ci[0])
     assert aggregate(rows, "leak_a_excess_hi") == pytest.approx(expected.excess_ci[1])
-    assert aggregate(rows, "orig_rank_p") == pytest.approx(stats.rank_test([0.0, 1.0], [24, 24]).pvalue)
+    assert aggregate(rows, "orig_rank_p") == pytest.approx(scenario_a.rank_test([0.0, 1.0], [24, 24]).pvalue)
 
 
 def test_calibrated_aggregation_equals_the_batch_computation() -> None:
