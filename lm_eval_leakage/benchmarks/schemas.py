@@ -1,6 +1,6 @@
 """Benchmark adapters: each benchmark's own record schema mapped to one :class:`Item`.
 
-One adapter per benchmark knows its Hugging Face field names (METHOD.md section 7), its hub
+One adapter per benchmark knows its Hugging Face field names (the README's task table), its hub
 location and its native prompt header; ``to_item`` validates a record and raises
 :class:`InvalidItemError` naming the dataset, the item and the field when it does not fit.
 

@@ -1,4 +1,4 @@
-"""End to end on the real offline model (SmolLM2-135M, METHOD.md section 8) and real MMLU items.
+"""End to end on the real offline model (SmolLM2-135M, the offline default of ``validation.offline``) and real MMLU items.
 
 Parity: lm-eval's loglikelihood(context, option block) must give every ordering the same score
 relative to the original as a straightforward direct computation (one full-text forward pass per
