@@ -105,7 +105,7 @@ def _lettered(dataset: str, question_field: str, header: str) -> Callable[[Mappi
         question = _text(
             _require(record, question_field, dataset, item_id), question_field, dataset, item_id, allow_empty=False
         )
-        fields = [letter for letter in "ABCD"]
+        fields = list(LETTERS[:4])
         values = [_require(record, f, dataset, item_id) for f in fields]
         return Item(item_id, str(record.get("subject") or ""), question, _options(values, fields, dataset, item_id), header)
 
