@@ -19,9 +19,10 @@ from lm_eval_leakage.benchmarks.schemas import BENCHMARKS
 from lm_eval_leakage.core.control import control_items
 from lm_eval_leakage.core.exchangeability import check_exchangeable
 from lm_eval_leakage.core.items import InvalidItemError, Item
-from lm_eval_leakage.core.orderings import DEFAULT_MAX_ORDERINGS, build_orderings
+from lm_eval_leakage.core.orderings import build_orderings
 from lm_eval_leakage.core.reference_rule import default_delta
-from lm_eval_leakage.core.templates import TEMPLATES, render
+from lm_eval_leakage.core.templates import render
+from lm_eval_leakage.harness.options import parse_options
 
 logger = logging.getLogger("lm_eval_leakage")
 
@@ -67,77 +68,48 @@ class LeakDoc(TypedDict):
     role: Literal["observed", "control"]
 
 
-def _as_bool(value: Any) -> bool:
-    return value if isinstance(value, bool) else str(value).strip().lower() in {"1", "true", "yes"}
-
-
-def build_docs(
-    benchmark: str,
-    *,
-    data_files: str | list[str] | None = None,
-    split: str | None = None,
-    template: str = "reference",
-    max_orderings: int = DEFAULT_MAX_ORDERINGS,
-    ordering_seed: int = 1234,
-    skip_invalid: bool | str = False,
-    sample_items: int | None = None,
-    sample_seed: int = 0,
-    delta: float | None = None,
-    keep_nonexchangeable: bool | str = False,
-    reference_rule: bool | str = True,
-    control: bool = False,
-    control_seed: int = 0,
-    **_other_metadata: Any,
-) -> list[LeakDoc]:
+def build_docs(benchmark: str, *, control: bool = False, **metadata: Any) -> list[LeakDoc]:
     """Read a benchmark, validate every item and attach its orderings.
 
     Args:
         benchmark: Key of :data:`BENCHMARKS`.
-        data_files: Local files in the benchmark's schema (see ``loading``); when omitted, the
-            ``LM_EVAL_LEAKAGE_<BENCHMARK>_DATA`` environment variable, then the hub.
-        split: Split to read from the hub (default: the benchmark's scanned split).
-        template: ``"reference"`` or ``"native"`` (see ``templates``).
-        max_orderings: Enumerate all distinct orderings up to this many, else sample.
-        ordering_seed: Seed for sampled orderings.
-        skip_invalid: Skip invalid items (counted in a warning) instead of stopping.
-        sample_items: Keep a seeded random sample of this many items (for quick runs).
-        sample_seed: Seed of that sample.
-        delta: Threshold of the reference's Algorithm 2 (default: -0.20 for four options,
-            -0.25 for five or more, per item).
-        keep_nonexchangeable: Keep items whose option order is fixed by content ("All of the
-            above", sorted numbers; see ``exchangeability``) in the scenario-a figures.
-        reference_rule: Compute the paper's IsolationForest rule (``leak_b``); it costs about
-            0.1-0.5 s of CPU per item, so switching it off speeds up large runs.
         control: Add a control item per item (see ``control``), marked ``role: "control"``; set
             by the ``leak_<benchmark>_control`` tasks, whose metric list reports observed minus
             control.
-        control_seed: Seed of the control's donor assignment.
+        metadata: The task options (``harness.options.OPTIONS``: ``data_files``, ``template``,
+            ``max_orderings``, ``sample_items``, ...) and whatever else lm-eval passes along.
+            Without ``data_files``, the ``LM_EVAL_LEAKAGE_<BENCHMARK>_DATA`` environment
+            variable, then the hub.
 
     Returns:
         One lm-eval document per valid item (and per control item).
 
     Raises:
+        TaskOptionError: A misspelt option, or a value of the wrong type or range.
         InvalidItemError: An invalid item, unless ``skip_invalid``.
-        ValueError: An unknown option value, or no valid item at all.
+        ValueError: No valid item at all.
     """
-    if template not in TEMPLATES:
-        raise ValueError(f"leak_{benchmark}: unknown template {template!r}; expected one of {TEMPLATES}")
-    items = _read_items(benchmark, data_files=data_files, split=split, skip_invalid=_as_bool(skip_invalid))
-    if sample_items is not None and int(sample_items) < len(items):
-        keep = np.sort(np.random.default_rng(int(sample_seed)).choice(len(items), int(sample_items), replace=False))
+    options = parse_options(f"leak_{benchmark}", metadata)
+    template = options["template"]
+    items = _read_items(benchmark, data_files=options["data_files"], split=options["split"],
+                        skip_invalid=options["skip_invalid"])
+    if options["sample_items"] is not None and options["sample_items"] < len(items):
+        rng = np.random.default_rng(options["sample_seed"])
+        keep = np.sort(rng.choice(len(items), options["sample_items"], replace=False))
         items = [items[i] for i in keep]
     roles: list[Literal["observed", "control"]] = ["observed"] * len(items)
     if control:
-        extra = control_items(items, seed=int(control_seed))
+        extra = control_items(items, seed=options["control_seed"])
         items, roles = items + extra, roles + ["control"] * len(extra)
     shared = {
         "template": template,
-        "keep_nonexchangeable": _as_bool(keep_nonexchangeable),
-        "reference_rule": _as_bool(reference_rule),
+        "keep_nonexchangeable": options["keep_nonexchangeable"],
+        "reference_rule": options["reference_rule"],
         "control": bool(control),
     }
     return [
-        _doc(item, role, shared, delta=delta, max_orderings=int(max_orderings), ordering_seed=int(ordering_seed))
+        _doc(item, role, shared, delta=options["delta"], max_orderings=options["max_orderings"],
+             ordering_seed=options["ordering_seed"])
         for item, role in zip(items, roles, strict=True)
     ]
 

@@ -68,8 +68,8 @@ def test_start_up_hook_imports_nothing_heavy() -> None:
     assert hooked.stdout.strip() == "True"
 
 
-def test_readme_column_table_is_generated_from_the_column_table() -> None:
-    from lm_eval_leakage.tasks.generate import README, readme_with_columns
+def test_readme_tables_are_generated_from_the_column_and_option_tables() -> None:
+    from lm_eval_leakage.tasks.generate import README, readme_with_tables
 
     text = README.read_text(encoding="utf-8")
-    assert readme_with_columns(text) == text, "run python -m lm_eval_leakage.tasks.generate"
+    assert readme_with_tables(text) == text, "run python -m lm_eval_leakage.tasks.generate"
