@@ -14,7 +14,7 @@ from typing import Any, Literal, TypedDict
 
 import numpy as np
 
-from lm_eval_leakage.benchmarks.loading import data_env_var, read_hub, read_local
+from lm_eval_leakage.benchmarks.loading import data_env_var, read_hub, read_located
 from lm_eval_leakage.benchmarks.schemas import BENCHMARKS
 from lm_eval_leakage.core.control import control_items
 from lm_eval_leakage.core.exchangeability import check_exchangeable
@@ -120,25 +120,29 @@ def _read_items(benchmark: str, *, data_files: str | list[str] | None, split: st
     spec = BENCHMARKS[benchmark]
     source = data_files or os.environ.get(data_env_var(benchmark))
     if source:
-        records = read_local(source, spec)
-        origin = str(source)
+        records, origin = read_located(source, spec), str(source)
     elif spec.hub_path:
-        records = read_hub(spec, split or spec.split)
-        origin = f"{spec.hub_path} ({split or spec.split})"
+        records, origin = read_hub(spec, split or spec.split), f"{spec.hub_path} ({split or spec.split})"
     else:
         raise ValueError(
             f"leak_{benchmark} needs local data: pass --metadata '{{\"data_files\": \"items.jsonl\"}}' "
             f"or set {data_env_var(benchmark)}"
         )
     items: list[Item] = []
-    skipped: list[InvalidItemError] = []
-    for index, record in enumerate(records):
+    places: dict[str, str] = {}
+    skipped: list[str] = []
+    for index, (record, where) in enumerate(records):
         try:
-            items.append(spec.to_item(record, index))
+            item = spec.to_item(record, index)
+            if item.id in places:
+                raise InvalidItemError(benchmark, item.id, "id", f"duplicate: the same id is at {places[item.id]}")
         except InvalidItemError as exc:
             if not skip_invalid:
-                raise InvalidItemError(f"leak_{benchmark} [{origin}]", exc.item_id, exc.field, exc.problem) from None
-            skipped.append(exc)
+                raise InvalidItemError(f"leak_{benchmark} [{where}]", exc.item_id, exc.field, exc.problem) from None
+            skipped.append(f"{where}: {exc}")
+            continue
+        items.append(item)
+        places[item.id] = where
     if skipped:
         logger.warning(
             "leak_%s: skipped %d invalid item(s) of %d (skip_invalid is on); first: %s",

@@ -100,3 +100,17 @@ def test_broken_jsonl_names_file_and_line(tmp_path: Path) -> None:
 def test_missing_path_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(DataFileError, match="no such file"):
         read_local(tmp_path / "nope.jsonl", BENCHMARKS["mmlu"])
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".json", ".csv"])
+def test_text_that_is_not_utf8_is_named_by_file_and_line(tmp_path: Path, suffix: str) -> None:
+    good = {".jsonl": b'{"question": "q", "choices": ["a", "b"]}\n',
+            ".json": b'[{"question": "q",\n "choices": ["a", "b"]},\n',
+            ".csv": b"question,choices\nq,a\n"}[suffix]
+    bad = {".jsonl": b'{"question": "caf\xe9", "choices": ["a", "b"]}\n', ".json": b' {"question": "caf\xe9"}]\n',
+           ".csv": b"caf\xe9,b\n"}[suffix]
+    path = tmp_path / f"latin1{suffix}"
+    path.write_bytes(good + bad)
+    line = {".jsonl": 2, ".json": 3, ".csv": 3}[suffix]
+    with pytest.raises(DataFileError, match=rf"latin1\{suffix}:{line}: not UTF-8 text \(byte 0xe9\)"):
+        read_local(path, BENCHMARKS["mmlu"])

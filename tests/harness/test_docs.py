@@ -49,7 +49,7 @@ def test_cmb_six_options_sampled_and_five_complete() -> None:
 
 def test_invalid_item_stops_with_dataset_item_and_field(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "bad.jsonl", [MMLU_RECORDS[0], {"question": "Q", "choices": ["only"]}])
-    with pytest.raises(InvalidItemError, match=r"leak_mmlu \[.*bad\.jsonl\]: item '1': field 'choices\[0\]'"):
+    with pytest.raises(InvalidItemError, match=r"leak_mmlu \[.*bad\.jsonl:2\]: item '1': field 'choices\[0\]'"):
         leak_docs.build_docs("mmlu", data_files=str(path))
 
 
@@ -89,3 +89,31 @@ def test_cmb_records_in_hub_schema_build(tmp_path: Path) -> None:
     docs = leak_docs.build_docs("cmb", data_files=str(path), template="native")
     assert [len(d["perms"]) for d in docs] == [120, 24]
     assert docs[0]["context"].startswith("以下是中国医师考试中执业医师考试的一道单项选择题")
+
+
+def test_a_bad_record_in_the_second_file_is_named_by_file_and_line(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "a.jsonl", MMLU_RECORDS)
+    write_jsonl(tmp_path / "b.jsonl", [MMLU_RECORDS[0] | {"id": "b1"}, {"id": "b2", "question": "", "choices": ["x", "y"]}])
+    with pytest.raises(InvalidItemError, match=r"b\.jsonl:2\]: item 'b2': field 'question': is empty"):
+        leak_docs.build_docs("mmlu", data_files=str(tmp_path))
+
+
+def test_duplicate_ids_stop_the_run_or_keep_the_first(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    records = [MMLU_RECORDS[0] | {"id": "q"}, MMLU_RECORDS[1] | {"id": "r"}, MMLU_RECORDS[2] | {"id": "q"}]
+    path = write_jsonl(tmp_path / "dup.jsonl", records)
+    with pytest.raises(InvalidItemError, match=r"dup\.jsonl:3\]: item 'q': field 'id': duplicate: .*dup\.jsonl:1"):
+        leak_docs.build_docs("mmlu", data_files=str(path))
+    with caplog.at_level(logging.WARNING, logger="lm_eval_leakage"):
+        kept = leak_docs.build_docs("mmlu", data_files=str(path), skip_invalid=True)
+    assert [d["question"] for d in kept] == [MMLU_RECORDS[0]["question"], MMLU_RECORDS[1]["question"]]
+    assert "skipped 1 invalid item(s) of 3" in caplog.text
+
+
+def test_hidden_folders_are_not_read(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    write_jsonl(tmp_path / "mmlu.jsonl", MMLU_RECORDS)
+    (tmp_path / ".ipynb_checkpoints").mkdir()
+    write_jsonl(tmp_path / ".ipynb_checkpoints" / "mmlu-checkpoint.jsonl", MMLU_RECORDS)
+    with caplog.at_level(logging.WARNING, logger="lm_eval_leakage"):
+        docs = leak_docs.build_docs("mmlu", data_files=str(tmp_path))
+    assert len(docs) == len(MMLU_RECORDS)
+    assert "skipped 1 hidden file(s)" in caplog.text
