@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 source scripts/offline_env.sh
 RUNS="${REPORT_RUNS:-results/report_example_runs}"
 OUT="${REPORT_OUT:-docs/report_example}"
-CMB="${CMB_EXAMPLE:-$PWD/../shared/data/cmb_example.json}"
+CMB="${CMB_EXAMPLE:-$PWD/tests/data/cmb_example.json}"
 run() {  # run TASK METADATA OUTPUT
   .venv/bin/lm_eval --model hf --model_args "pretrained=$CACHE/smollm2-135m,dtype=float32" \
     --tasks "$1" --metadata "$2" --device cpu --batch_size 24 --output_path "$3" --log_samples

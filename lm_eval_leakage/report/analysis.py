@@ -24,7 +24,9 @@ from typing import Literal
 
 import numpy as np
 
-from lm_eval_leakage.core import pipeline, stats
+from lm_eval_leakage.core import pipeline
+from lm_eval_leakage.core.item_statistics import ItemStats
+from lm_eval_leakage.core.scenario_a import poisson_binomial_sf
 from lm_eval_leakage.core.reference_rule import isolation_null_scores
 from lm_eval_leakage.report.reader import ItemScores
 from lm_eval_leakage.report.runs import Run
@@ -88,7 +90,7 @@ class ItemResult:
     index: int
 
     @property
-    def stats(self) -> stats.ItemStats:
+    def stats(self) -> ItemStats:
         return self.record.stats
 
     @property
@@ -267,7 +269,7 @@ def summarise(analysis: RunAnalysis, settings: Settings, *, subject: str | None 
         b_rate=rule.rate, b_lo=rule.interval[0], b_hi=rule.interval[1],
         b_delta=settings.delta_label() if settings.reference_rule else "off",
         b_null=float(nulls.mean()) if has_null else math.nan,
-        b_pvalue=stats.poisson_binomial_sf(rule.n_flagged, nulls) if has_null else math.nan,
+        b_pvalue=poisson_binomial_sf(rule.n_flagged, nulls) if has_null else math.nan,
         bcal_rate=cal.flagged_fraction if cal else math.nan,
         bcal_lo=cal.flagged_low if cal else math.nan,
         bcal_hi=cal.flagged_high if cal else math.nan,

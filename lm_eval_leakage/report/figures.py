@@ -1,12 +1,8 @@
 """Figures of a leakage report: the paper's bar chart and the case plot of one item.
 
-Drawing only: every number arrives computed (``report`` recomputes them with ``stats`` and
-``reference_rule``). Matplotlib runs on the Agg backend, so no display is needed.
-
-Fonts: the case plots of Chinese benchmarks (CMMLU, C-Eval, CMB) need a font with CJK glyphs.
-:func:`text_font` looks for one among the fonts matplotlib knows (or one given with
-:func:`use_font_file`); when there is none, characters no available font can draw are replaced by
-``"□"`` and the figure says so, instead of matplotlib's boxes and a warning per glyph.
+Drawing only: every number arrives computed (``figure_data`` takes them from the report's
+figures). Matplotlib runs on the Agg backend, so no display is needed. Fonts, including CJK ones
+for Chinese benchmarks, are chosen in ``fonts``.
 """
 
 from __future__ import annotations
@@ -16,15 +12,15 @@ import textwrap
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import matplotlib
 import matplotlib.pyplot as plt
-from matplotlib import font_manager
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+
+from lm_eval_leakage.report.fonts import FONT_NOTE, drawable, text_font
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -33,104 +29,7 @@ if TYPE_CHECKING:
 matplotlib.use("Agg")
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-MISSING_GLYPH = "□"
 COLOURS = {"a": "#c0392b", "b": "#2c6fbb", "bcal": "#2e8b57", "other": "#9a9a9a", "chance": "#222222"}
-_CJK_PROBE = 0x4E2D  # 中
-_extra_fonts: list[str] = []
-
-
-# --------------------------------------------------------------------------- fonts
-
-
-def use_font_file(path: str | Path) -> str:
-    """Register a font file (e.g. a CJK font) and use it before the others.
-
-    Args:
-        path: A TrueType/OpenType font file.
-
-    Returns:
-        The font's family name.
-
-    Raises:
-        FileNotFoundError: ``path`` does not exist.
-    """
-    font_path = Path(path)
-    if not font_path.is_file():
-        raise FileNotFoundError(f"font file {font_path} does not exist")
-    font_manager.fontManager.addfont(str(font_path))
-    name = font_manager.FontProperties(fname=str(font_path)).get_name()
-    if name not in _extra_fonts:
-        _extra_fonts.insert(0, name)
-    _font_setup.cache_clear()
-    return name
-
-
-@cache
-def _charmap(path: str) -> frozenset[int]:
-    from matplotlib.ft2font import FT2Font
-
-    try:
-        return frozenset(FT2Font(path).get_charmap())
-    except (OSError, RuntimeError):
-        return frozenset()
-
-
-@lru_cache(maxsize=1)
-def _font_setup() -> tuple[tuple[str, ...], frozenset[int]]:
-    """Font families to use, best first, and the code points they cover together."""
-    families: list[str] = list(_extra_fonts)
-    covered: set[int] = set()
-    default = font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans"))
-    covered |= _charmap(default)
-    cjk = None
-    for entry in font_manager.fontManager.ttflist:
-        if entry.name.startswith("Last Resort"):
-            continue  # maps every code point to a placeholder box: covers CJK only on paper
-        if entry.name in families:
-            covered |= _charmap(entry.fname)
-        elif cjk is None and _CJK_PROBE in _charmap(entry.fname):
-            cjk = entry
-    if cjk is not None:
-        families.append(cjk.name)
-        covered |= _charmap(cjk.fname)
-    families.append("DejaVu Sans")
-    return tuple(families), frozenset(covered)
-
-
-def text_font() -> tuple[str, ...]:
-    """Font families for figure text: registered fonts, a CJK font if one exists, DejaVu Sans."""
-    return _font_setup()[0]
-
-
-def has_cjk_font() -> bool:
-    """Whether some usable font draws CJK characters."""
-    return _CJK_PROBE in _font_setup()[1]
-
-
-def drawable(text: str) -> tuple[str, bool]:
-    """``text`` with characters no available font can draw replaced by ``"□"``.
-
-    Control and format characters (e.g. the C1 controls of mis-decoded text in MMLU) draw as
-    nothing, so they are dropped without counting as missing glyphs.
-
-    Returns:
-        The text to draw and whether a printable character was replaced.
-    """
-    covered = _font_setup()[1]
-    out: list[str] = []
-    replaced = False
-    for char in text:
-        if char in "\n\t " or ord(char) in covered:
-            out.append(char)
-        elif unicodedata.category(char)[0] != "C":
-            out.append(MISSING_GLYPH)
-            replaced = True
-    return "".join(out), replaced
-
-
-FONT_NOTE = (
-    "(no font with these characters was found: they show as □; pass --font FILE, e.g. a Noto CJK font)"
-)
 
 
 # --------------------------------------------------------------------------- bar figure
@@ -197,46 +96,13 @@ def bar_figure(data: Sequence[BarDatum], series: Sequence[Series], *, title: str
     panels = _ordered_unique([d.panel for d in data])
     labels = _ordered_unique([d.label for d in data])
     families = text_font()
-    height = 0.8 / len(series)
     # Sizes in inches, so the legend and labels keep their room whatever the number of rows.
     top, bottom = 0.9, 0.75 + 0.2 * math.ceil((len(series) + 2) / 2)
     fig_height = top + (0.22 * len(series) + 0.12) * len(labels) + 0.3 + bottom
     fig, axes = plt.subplots(1, len(panels), figsize=(2.2 + 3.2 * len(panels), fig_height), sharey=True,
                              squeeze=False)
     for ax, panel in zip(axes[0], panels, strict=True):
-        rows = {d.label: d for d in data if d.panel == panel}
-        for y, label in enumerate(labels):
-            row = rows.get(label)
-            if row is None:
-                continue
-            bars = dict(row.bars)
-            for position, kind in enumerate(series):
-                bar = bars.get(kind.key)
-                if bar is None:
-                    continue
-                centre = y - 0.4 + height * (position + 0.5)
-                drawn = ax.barh(centre, 0.0 if math.isnan(bar.rate) else bar.rate, height=height * 0.92,
-                                color=kind.colour)
-                drawn.patches[0].set_gid(f"{kind.key}|{panel}|{label}")
-                if not (math.isnan(bar.lo) or math.isnan(bar.hi) or math.isnan(bar.rate)):
-                    spread = [[max(0.0, bar.rate - bar.lo)], [max(0.0, bar.hi - bar.rate)]]
-                    ax.errorbar(bar.rate, centre, xerr=spread, fmt="none", ecolor="#333333", elinewidth=0.9,
-                                capsize=2.0)
-                if not math.isnan(bar.rate):
-                    end = max(v for v in (bar.rate, bar.hi, bar.level) if not math.isnan(v))
-                    ax.text(end + 0.015, centre, f"{bar.rate:.3f}", va="center", ha="left", fontsize=6.5,
-                            color="#333333", fontfamily=families)
-                if not math.isnan(bar.level):
-                    ax.plot([bar.level, bar.level], [centre - height / 2, centre + height / 2],
-                            color=COLOURS["chance"], linewidth=1.5, linestyle=(0, (2, 1)))
-        sizes = {d.n_items for d in rows.values()}
-        panel_title = drawable(panel)[0] + (f" (n={sizes.pop()})" if len(sizes) == 1 else "")
-        ax.set_title(panel_title, fontfamily=families)
-        ax.set_xlim(0, 1.1)  # room for the value labels of bars near 1
-        ax.set_xticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
-        ax.grid(axis="x", color="#dddddd", linewidth=0.6)
-        ax.set_axisbelow(True)
-        ax.set_xlabel("fraction of items flagged")
+        _draw_panel(ax, panel, [d for d in data if d.panel == panel], labels, series)
     replaced = False
     tick_labels = []
     for label in labels:
@@ -259,6 +125,48 @@ def bar_figure(data: Sequence[BarDatum], series: Sequence[Series], *, title: str
     fig.subplots_adjust(left=min(0.45, (0.3 + 0.075 * longest) / fig.get_figwidth()), right=0.97,
                         top=1 - top / fig_height, bottom=bottom / fig_height, wspace=0.14)
     return fig
+
+
+def _draw_panel(ax: Any, panel: str, data: Sequence[BarDatum], labels: Sequence[str], series: Sequence[Series]
+                ) -> None:
+    """One panel of :func:`bar_figure`: its rows' bars, the panel title and the x axis."""
+    families = text_font()
+    height = 0.8 / len(series)
+    rows = {d.label: d for d in data}
+    for y, label in enumerate(labels):
+        row = rows.get(label)
+        if row is None:
+            continue
+        bars = dict(row.bars)
+        for position, kind in enumerate(series):
+            bar = bars.get(kind.key)
+            if bar is not None:
+                _draw_bar(ax, bar, kind.colour, y - 0.4 + height * (position + 0.5), height,
+                          gid=f"{kind.key}|{panel}|{label}")
+    sizes = {d.n_items for d in rows.values()}
+    panel_title = drawable(panel)[0] + (f" (n={sizes.pop()})" if len(sizes) == 1 else "")
+    ax.set_title(panel_title, fontfamily=families)
+    ax.set_xlim(0, 1.1)  # room for the value labels of bars near 1
+    ax.set_xticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
+    ax.grid(axis="x", color="#dddddd", linewidth=0.6)
+    ax.set_axisbelow(True)
+    ax.set_xlabel("fraction of items flagged")
+
+
+def _draw_bar(ax: Any, bar: Bar, colour: str, centre: float, height: float, *, gid: str) -> None:
+    """One bar with its interval, its value and a short dashed line at its level with no leakage."""
+    drawn = ax.barh(centre, 0.0 if math.isnan(bar.rate) else bar.rate, height=height * 0.92, color=colour)
+    drawn.patches[0].set_gid(gid)
+    if not (math.isnan(bar.lo) or math.isnan(bar.hi) or math.isnan(bar.rate)):
+        spread = [[max(0.0, bar.rate - bar.lo)], [max(0.0, bar.hi - bar.rate)]]
+        ax.errorbar(bar.rate, centre, xerr=spread, fmt="none", ecolor="#333333", elinewidth=0.9, capsize=2.0)
+    if not math.isnan(bar.rate):
+        end = max(v for v in (bar.rate, bar.hi, bar.level) if not math.isnan(v))
+        ax.text(end + 0.015, centre, f"{bar.rate:.3f}", va="center", ha="left", fontsize=6.5,
+                color="#333333", fontfamily=text_font())
+    if not math.isnan(bar.level):
+        ax.plot([bar.level, bar.level], [centre - height / 2, centre + height / 2],
+                color=COLOURS["chance"], linewidth=1.5, linestyle=(0, (2, 1)))
 
 
 # --------------------------------------------------------------------------- case plot
@@ -342,15 +250,7 @@ def case_figure(case: CaseData, *, wrap: int = 110) -> Figure:
                       fontfamily="DejaVu Sans Mono")
     else:
         ax.set_xlabel(f"ordering (0 = original; {n} orderings)")
-    handles = [
-        Patch(color=COLOURS["a"], label=f"original ({ordering_label(case.perms[0])})"
-                                 + (" = best" if best == 0 else "")),
-        Line2D([], [], color=COLOURS["chance"], linestyle=(0, (4, 2)), label="mean"),
-    ]
-    if best != 0:
-        handles.insert(1, Patch(color=COLOURS["b"],
-                                                   label=f"best ({ordering_label(case.perms[best])})"))
-    ax.legend(handles=handles, loc="upper right", fontsize=8, framealpha=0.9, ncol=len(handles))
+    _case_legend(ax, case.perms, best)
     title, title_replaced = drawable(case.title)
     ax.set_title(title + ("\n" + case.note if case.note else ""), fontsize=9, fontfamily=families, loc="left")
     fig.text(0.1 / width, 0.1 / fig_height, "\n".join(caption_lines), fontsize=8, fontfamily=families,
@@ -358,6 +258,17 @@ def case_figure(case: CaseData, *, wrap: int = 110) -> Figure:
     if replaced or title_replaced:
         fig.text(0.98, 0.005, FONT_NOTE, fontsize=7, ha="right", va="bottom", color="#aa0000")
     return fig
+
+
+def _case_legend(ax: Any, perms: Sequence[Sequence[int]], best: int) -> None:
+    """The case plot's legend: the original ordering, the best one (when another), the mean."""
+    handles = [
+        Patch(color=COLOURS["a"], label=f"original ({ordering_label(perms[0])})" + (" = best" if best == 0 else "")),
+        Line2D([], [], color=COLOURS["chance"], linestyle=(0, (4, 2)), label="mean"),
+    ]
+    if best != 0:
+        handles.insert(1, Patch(color=COLOURS["b"], label=f"best ({ordering_label(perms[best])})"))
+    ax.legend(handles=handles, loc="upper right", fontsize=8, framealpha=0.9, ncol=len(handles))
 
 
 def _width(char: str) -> int:

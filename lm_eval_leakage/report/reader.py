@@ -55,6 +55,8 @@ class SamplesFileError(ReportError):
     """A samples file with a bad line; ``items_read`` keeps every item read before it."""
 
     def __init__(self, problem: LineProblem, items_read: Sequence[ItemScores]) -> None:
+        self.problem = problem
+        self.items_read = tuple(items_read)
         super().__init__(f"{problem} ({len(self.items_read)} item(s) read before it)")
 
 
@@ -112,6 +114,22 @@ def _float(value: Any) -> float:
     return float(value)
 
 
+def _scores(record: dict[str, Any]) -> np.ndarray:
+    """The ordering scores of a samples line: ``filtered_resps``, else the first of each ``resps``."""
+    if "filtered_resps" in record:
+        raw = record["filtered_resps"]
+    elif "resps" in record:
+        raw = [r[0] if isinstance(r, list) and r and isinstance(r[0], list) else r for r in record["resps"]]
+    else:
+        raise ValueError("no 'filtered_resps' or 'resps': the ordering scores are missing")
+    if not isinstance(raw, list):
+        raise TypeError("'filtered_resps' is not a list")
+    try:
+        return np.array([_float(r) for r in raw], dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"unreadable score: {exc}") from None
+
+
 def parse_sample(record: Any) -> ItemScores:
     """Turn one samples line (already JSON-decoded) into :class:`ItemScores`.
 
@@ -127,18 +145,7 @@ def parse_sample(record: Any) -> ItemScores:
     missing = [k for k in ("id", "question", "options", "perms") if k not in doc]
     if missing:
         raise ValueError(f"doc lacks {', '.join(missing)}: not a leak_* sample")
-    if "filtered_resps" in record:
-        raw = record["filtered_resps"]
-    elif "resps" in record:
-        raw = [r[0] if isinstance(r, list) and r and isinstance(r[0], list) else r for r in record["resps"]]
-    else:
-        raise ValueError("no 'filtered_resps' or 'resps': the ordering scores are missing")
-    if not isinstance(raw, list):
-        raise TypeError("'filtered_resps' is not a list")
-    try:
-        scores = np.array([_float(r) for r in raw], dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"unreadable score: {exc}") from None
+    scores = _scores(record)
     perms = tuple(tuple(int(i) for i in p) for p in doc["perms"])
     options = tuple(str(o) for o in doc["options"])
     if scores.shape[0] != len(perms):
@@ -216,23 +223,28 @@ def read_samples(
                 break
             if not line.strip():
                 continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                truncated = not line.endswith("\n")
-                hint = " (the last line is cut off: was the run interrupted?)" if truncated else ""
-                problem = LineProblem(path, number, f"not valid JSON: {exc.msg} at column {exc.colno}{hint}")
-            else:
-                try:
-                    item = parse_sample(record)
-                except (TypeError, ValueError) as exc:
-                    problem = LineProblem(path, number, str(exc))
-                else:
-                    if item.doc_id not in seen or item.doc_id < 0:
-                        seen.add(item.doc_id)
-                        items.append(item)
-                    continue
+            parsed = _parse_line(path, number, line)
+            if isinstance(parsed, ItemScores):
+                if parsed.doc_id not in seen or parsed.doc_id < 0:
+                    seen.add(parsed.doc_id)
+                    items.append(parsed)
+                continue
+            problem = parsed
             if on_bad_line == "raise":
                 raise SamplesFileError(problem, items)
             problems.append(problem)
     return items, problems
+
+
+def _parse_line(path: Path, number: int, line: str) -> ItemScores | LineProblem:
+    """One line of a samples file: its item, or what is wrong with it."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        truncated = not line.endswith("\n")
+        hint = " (the last line is cut off: was the run interrupted?)" if truncated else ""
+        return LineProblem(path, number, f"not valid JSON: {exc.msg} at column {exc.colno}{hint}")
+    try:
+        return parse_sample(record)
+    except (TypeError, ValueError) as exc:
+        return LineProblem(path, number, str(exc))

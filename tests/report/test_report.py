@@ -2,9 +2,8 @@
 
 Fast tests write run folders by hand in lm-eval's layout (``results_<time>.json`` and
 ``samples_<task>_<time>.jsonl``, one sample per line with ``doc``, ``resps`` and
-``filtered_resps`` as lm-eval 0.4 writes them). The slow tests run the real ``lm_eval`` CLI on two
-tiny random models (two seeds) and two tasks, once per session, and check the report against what
-lm-eval printed.
+``filtered_resps`` as lm-eval 0.4 writes them). The tests that run the real ``lm_eval`` CLI are in
+``tests/e2e/test_report_e2e.py``; the byte-for-byte check on the golden run is ``test_golden.py``.
 """
 
 from __future__ import annotations
@@ -21,12 +20,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from support.data import CMB_EXAMPLE, MMLU_RECORDS, write_jsonl
-from support.tiny_model import build_tiny_model
 
-from lm_eval_leakage.report import figures as plots
 from lm_eval_leakage.core import reference_rule
-from lm_eval_leakage.report import cli as report
+from lm_eval_leakage.report import analysis, cli, figure_data, fonts, reader, runs
+from lm_eval_leakage.report import figures as plots
 
 STAMP = "2026-01-02T03-04-05.678901"
 FAST = ["--null-draws", "5", "--cases", "1", "--formats", "png", "--top", "3"]
@@ -97,16 +94,16 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 def test_scores_come_from_filtered_resps_not_the_logged_metrics(tmp_path: Path) -> None:
     scores = [-10.0, -9.0] + [-11.0] * 22
     path = write_run(tmp_path, [sample_line(0, scores, lying_metrics=True)])
-    items, problems = report.read_samples(path)
+    items, problems = reader.read_samples(path)
     assert problems == [] and items[0].scores.tolist() == scores
-    analysis = report.analyse(report.Run("m", "leak_mmlu", path, None, tuple(items), {}))
-    assert report.summarise(analysis, report.Settings(null_draws=0)).a_rate == 0.0  # the line claimed 1.0
+    scored = analysis.analyse(runs.Run("m", "leak_mmlu", path, None, tuple(items), {}))
+    assert analysis.summarise(scored, analysis.Settings(null_draws=0)).a_rate == 0.0  # the line claimed 1.0
 
 
 def test_resps_are_used_when_filtered_resps_are_absent(tmp_path: Path) -> None:
     line = sample_line(0, [-1.0, -2.0, -3.0, -4.0] * 6)
     del line["filtered_resps"]
-    items, _ = report.read_samples(write_run(tmp_path, [line]))
+    items, _ = reader.read_samples(write_run(tmp_path, [line]))
     assert items[0].scores[:4].tolist() == [-1.0, -2.0, -3.0, -4.0]
 
 
@@ -114,17 +111,17 @@ def test_truncated_file_names_file_and_line_and_keeps_what_was_read(tmp_path: Pa
     path = write_run(tmp_path, random_lines(3, seed=0))
     text = path.read_text(encoding="utf-8")
     path.write_text(text[: len(text) - 40], encoding="utf-8")  # cut inside the last line, like a killed run
-    with pytest.raises(report.SamplesFileError, match=rf"{path.name}:3: not valid JSON.*cut off") as caught:
-        report.read_samples(path)
+    with pytest.raises(reader.SamplesFileError, match=rf"{path.name}:3: not valid JSON.*cut off") as caught:
+        reader.read_samples(path)
     assert [i.item_id for i in caught.value.items_read] == ["q0", "q1"]
-    items, problems = report.read_samples(path, on_bad_line="collect")
+    items, problems = reader.read_samples(path, on_bad_line="collect")
     assert len(items) == 2 and [(p.path, p.line) for p in problems] == [(path, 3)]
 
 
 def test_a_bad_line_in_the_middle_keeps_the_lines_after_it(tmp_path: Path) -> None:
     lines = random_lines(3, seed=0)
     del lines[1]["doc"]["perms"]
-    items, problems = report.read_samples(write_run(tmp_path, lines), on_bad_line="collect")
+    items, problems = reader.read_samples(write_run(tmp_path, lines), on_bad_line="collect")
     assert [i.item_id for i in items] == ["q0", "q2"]
     assert problems[0].line == 2 and "perms" in problems[0].problem
 
@@ -132,8 +129,8 @@ def test_a_bad_line_in_the_middle_keeps_the_lines_after_it(tmp_path: Path) -> No
 def test_scores_that_do_not_fit_the_orderings_are_a_bad_line(tmp_path: Path) -> None:
     line = sample_line(0, [-1.0] * 24)
     line["filtered_resps"] = line["filtered_resps"][:5]
-    with pytest.raises(report.SamplesFileError, match=r":1: 5 scores for 24 orderings"):
-        report.read_samples(write_run(tmp_path, [line]))
+    with pytest.raises(reader.SamplesFileError, match=r":1: 5 scores for 24 orderings"):
+        reader.read_samples(write_run(tmp_path, [line]))
 
 
 def test_cli_with_a_bad_line_writes_the_report_and_exits_1(
@@ -142,7 +139,7 @@ def test_cli_with_a_bad_line_writes_the_report_and_exits_1(
     samples = next((two_models / "leaky").glob("samples_*.jsonl"))
     with samples.open("a", encoding="utf-8") as handle:
         handle.write('{"doc_id": 12, "doc": {"id": "q12", "perms": [[0, 1')
-    assert report.main([str(two_models), "--out", str(tmp_path / "rep"), "--no-reference-rule", *FAST]) == 1
+    assert cli.main([str(two_models), "--out", str(tmp_path / "rep"), "--no-reference-rule", *FAST]) == 1
     err = capsys.readouterr().err
     assert f"{samples}:13: not valid JSON" in err and "--skip-bad-lines" in err and "Traceback" not in err
     rows = {r["model"]: r for r in read_csv(tmp_path / "rep" / "leaderboard.csv")}
@@ -151,7 +148,7 @@ def test_cli_with_a_bad_line_writes_the_report_and_exits_1(
     assert f"{samples}:13" in (tmp_path / "rep" / "leaderboard.md").read_text(encoding="utf-8")
     argv = [str(two_models), "--out", str(tmp_path / "rep2"), "--skip-bad-lines", "--no-reference-rule",
             *FAST]
-    assert report.main(argv) == 0
+    assert cli.main(argv) == 0
 
 
 def test_folder_without_samples_says_rerun_with_log_samples(
@@ -160,7 +157,7 @@ def test_folder_without_samples_says_rerun_with_log_samples(
     folder = tmp_path / "runs" / "model"
     samples = write_run(folder, random_lines(2, seed=0))
     samples.unlink()
-    assert report.main([str(tmp_path / "runs"), "--out", str(tmp_path / "rep")]) == 2
+    assert cli.main([str(tmp_path / "runs"), "--out", str(tmp_path / "rep")]) == 2
     err = capsys.readouterr().err
     assert str(folder) in err and "leak_mmlu" in err and "--log_samples" in err and "Traceback" not in err
     assert not (tmp_path / "rep").exists()
@@ -170,9 +167,9 @@ def test_folder_without_lm_eval_output_is_a_clear_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (tmp_path / "empty").mkdir()
-    assert report.main([str(tmp_path / "empty"), "--out", str(tmp_path / "rep")]) == 2
+    assert cli.main([str(tmp_path / "empty"), "--out", str(tmp_path / "rep")]) == 2
     assert "no lm_eval output" in capsys.readouterr().err
-    assert report.main([str(tmp_path / "missing"), "--out", str(tmp_path / "rep")]) == 2
+    assert cli.main([str(tmp_path / "missing"), "--out", str(tmp_path / "rep")]) == 2
     assert "no such file or folder" in capsys.readouterr().err
 
 
@@ -180,8 +177,8 @@ def test_samples_without_results_and_later_runs_supersede_earlier_ones(tmp_path:
     write_run(tmp_path / "out" / "my-model", random_lines(2, seed=0), results=False)
     write_run(tmp_path / "out" / "my-model", random_lines(3, seed=1), results=False,
               stamp="2027-01-01T00-00-00.000001")
-    runs, notes = report.load_runs([tmp_path / "out"])
-    assert [(r.model, len(r.items)) for r in runs] == [("my-model", 3)]
+    found, notes = runs.load_runs([tmp_path / "out"])
+    assert [(r.model, len(r.items)) for r in found] == [("my-model", 3)]
     assert "superseded" in notes[0]
 
 
@@ -189,7 +186,7 @@ def test_a_single_results_or_samples_file_brings_its_run(tmp_path: Path) -> None
     samples = write_run(tmp_path / "m", random_lines(2, seed=0))
     results = next((tmp_path / "m").glob("results_*.json"))
     for given in (samples, results):
-        (found,) = report.find_runs([given])
+        (found,) = runs.find_runs([given])
         assert (found.samples, found.results) == (samples, results)
 
 
@@ -204,18 +201,18 @@ def test_items_with_order_bound_options_leave_scenario_a(tmp_path: Path) -> None
     old_format["doc"]["options"][3] = "All of the above"  # no guard keys: the report applies the guard
     plain = sample_line(2, flagged)
     path = write_run(tmp_path, [marked, old_format, plain])
-    run = report.Run("m", "leak_mmlu", path, None, tuple(report.read_samples(path)[0]), {})
-    analysis = report.analyse(run)
-    left_out = report.summarise(analysis, report.Settings(null_draws=0))
+    run = runs.Run("m", "leak_mmlu", path, None, tuple(reader.read_samples(path)[0]), {})
+    scored = analysis.analyse(run)
+    left_out = analysis.summarise(scored, analysis.Settings(null_draws=0))
     assert (left_out.a_items, left_out.n_nonexch, left_out.n_items) == (1, 2, 3)
-    kept = report.summarise(analysis, report.Settings(null_draws=0, keep_nonexchangeable=True))
+    kept = analysis.summarise(scored, analysis.Settings(null_draws=0, keep_nonexchangeable=True))
     assert kept.a_items == 3 and kept.a_rate == 1.0
-    assert analysis.items[1].item.guard_applied_here and "above" in analysis.items[1].item.nonexch_reasons[0]
+    assert scored.items[1].item.guard_applied_here and "above" in scored.items[1].item.nonexch_reasons[0]
 
 
 def test_planted_leak_is_found_and_clean_model_is_not(two_models: Path) -> None:
-    runs, _ = report.load_runs([two_models])
-    summaries = {r.model: report.summarise(report.analyse(r), report.Settings(null_draws=0)) for r in runs}
+    loaded, _ = runs.load_runs([two_models])
+    summaries = {r.model: analysis.summarise(analysis.analyse(r), analysis.Settings(null_draws=0)) for r in loaded}
     leaky, clean = summaries["leaky"], summaries["clean"]
     assert leaky.a_rate == 1.0 and leaky.a_pvalue < 1e-12 and leaky.mean_rank == 0.0
     assert leaky.a_chance == pytest.approx(1 / 24) and leaky.a_lo > 0.7
@@ -224,15 +221,15 @@ def test_planted_leak_is_found_and_clean_model_is_not(two_models: Path) -> None:
 
 
 def test_delta_threshold_moves_scenario_b_and_its_bars(two_models: Path) -> None:
-    runs, _ = report.load_runs([two_models])
-    analyses = [report.analyse(r) for r in runs]
+    loaded, _ = runs.load_runs([two_models])
+    analyses = [analysis.analyse(r) for r in loaded]
     figures = {}
     for delta in (-1.0, 1.0):  # decision_function lies in [-0.5, 0.5]: nothing, then everything flagged
-        settings = report.Settings(delta=delta, null_draws=0)
-        summaries = [report.summarise(a, settings) for a in analyses]
+        settings = analysis.Settings(delta=delta, null_draws=0)
+        summaries = [analysis.summarise(a, settings) for a in analyses]
         assert {s.b_rate for s in summaries} == {0.0 if delta < 0 else 1.0}
-        fig = plots.bar_figure(report.bar_data(summaries, panel="benchmark", label="model"),
-                               report.bar_series(settings))
+        fig = plots.bar_figure(figure_data.bar_data(summaries, panel="benchmark", label="model"),
+                               figure_data.bar_series(settings))
         figures[delta] = {p.get_gid(): p.get_width() for ax in fig.axes for p in ax.patches if p.get_gid()}
         plots.plt.close(fig)
     assert figures[-1.0]["b|MMLU|leaky"] == 0.0 and figures[1.0]["b|MMLU|leaky"] == 1.0
@@ -242,9 +239,9 @@ def test_delta_threshold_moves_scenario_b_and_its_bars(two_models: Path) -> None
 def test_isolation_null_is_seeded_and_bounded() -> None:
     first = reference_rule.isolation_null_scores(24, draws=6, seed=3)
     assert np.array_equal(first, reference_rule.isolation_null_scores(24, draws=6, seed=3))
-    settings = report.Settings(null_draws=6, seed=3)
-    assert report.null_rate(24, 1.0, settings) == 1.0 and report.null_rate(24, -1.0, settings) == 0.0
-    assert np.isnan(report.null_rate(24, -0.2, report.Settings(null_draws=0)))
+    settings = analysis.Settings(null_draws=6, seed=3)
+    assert analysis.null_rate(24, 1.0, settings) == 1.0 and analysis.null_rate(24, -1.0, settings) == 0.0
+    assert np.isnan(analysis.null_rate(24, -0.2, analysis.Settings(null_draws=0)))
 
 
 def test_the_report_loads_no_model_library(two_models: Path, tmp_path: Path) -> None:
@@ -252,8 +249,8 @@ def test_the_report_loads_no_model_library(two_models: Path, tmp_path: Path) -> 
             "--cases", "0"]
     code = (
         "import sys\n"
-        "from lm_eval_leakage.report import cli as report\n"
-        f"assert report.main({argv!r}) == 0\n"
+        "from lm_eval_leakage.report import cli\n"
+        f"assert cli.main({argv!r}) == 0\n"
         "heavy = [m for m in ('lm_eval', 'torch', 'transformers', 'datasets') if m in sys.modules]\n"
         "print('heavy:' + ','.join(heavy))"
     )
@@ -269,7 +266,7 @@ def test_cli_writes_every_table_and_figure(two_models: Path, tmp_path: Path) -> 
     out = tmp_path / "rep"
     argv = [str(two_models), "--out", str(out), "--delta-sweep=-0.25,-0.2,-0.15", "--case", "q5",
             "--null-draws", "5", "--cases", "1"]
-    assert report.main(argv) == 0
+    assert cli.main(argv) == 0
     for name in ("leaderboard.md", "leaderboard.csv", "leaderboard.html", "subjects.md", "subjects.csv",
                  "items.csv", "top_items.md", "delta_sweep.csv", "delta_sweep.md", "figures/leaderboard.png",
                  "figures/leaderboard.svg", "figures/subjects_leak_mmlu.png",
@@ -282,12 +279,12 @@ def test_cli_writes_every_table_and_figure(two_models: Path, tmp_path: Path) -> 
     assert len(read_csv(out / "delta_sweep.csv")) == 6 and len(read_csv(out / "items.csv")) == 24
     top = (out / "top_items.md").read_text(encoding="utf-8")
     assert "Question 0?" in top and "A: option a; B: option b" in top
-    assert report.main([*argv[:3], "--subjects", "virology", *FAST]) == 0
+    assert cli.main([*argv[:3], "--subjects", "virology", *FAST]) == 0
     assert {r["n_items"] for r in read_csv(out / "leaderboard.csv")} == {"6"}
 
 
 def test_html_page_is_self_contained_and_sortable(two_models: Path, tmp_path: Path) -> None:
-    assert report.main([str(two_models), "--out", str(tmp_path / "rep"), *FAST, "--formats", "svg"]) == 0
+    assert cli.main([str(two_models), "--out", str(tmp_path / "rep"), *FAST, "--formats", "svg"]) == 0
     page = (tmp_path / "rep" / "leaderboard.html").read_text(encoding="utf-8")
     assert "<script src" not in page and "<link" not in page and "@import" not in page
     assert page.count('<table class="sortable">') == 3 and "<svg" in page and 'data-value="1.0"' in page
@@ -315,97 +312,25 @@ def test_case_figure_highlights_original_and_best() -> None:
 
 def test_a_font_file_can_be_registered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                        capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(plots, "_extra_fonts", [])
-    plots._font_setup.cache_clear()
-    mono = plots.font_manager.findfont(plots.font_manager.FontProperties(family="DejaVu Sans Mono"))
+    monkeypatch.setattr(fonts, "_extra_fonts", [])
+    fonts._font_setup.cache_clear()
+    mono = fonts.font_manager.findfont(fonts.font_manager.FontProperties(family="DejaVu Sans Mono"))
     try:
-        assert plots.use_font_file(mono) == "DejaVu Sans Mono"
-        assert plots.text_font()[0] == "DejaVu Sans Mono"
+        assert fonts.use_font_file(mono) == "DejaVu Sans Mono"
+        assert fonts.text_font()[0] == "DejaVu Sans Mono"
     finally:
-        plots._extra_fonts.clear()
-        plots._font_setup.cache_clear()
+        fonts._extra_fonts.clear()
+        fonts._font_setup.cache_clear()
     argv = [str(tmp_path), "--out", str(tmp_path / "rep"), "--font", str(tmp_path / "no.ttf")]
-    assert report.main(argv) == 2
+    assert cli.main(argv) == 2
     assert "no.ttf does not exist" in capsys.readouterr().err
 
 
 def test_text_no_font_can_draw_is_replaced_and_said() -> None:
-    text, replaced = plots.drawable("鳃弓 gill")
+    text, replaced = fonts.drawable("鳃弓 gill")
     assert text.endswith(" gill")
-    assert replaced == (not plots.has_cjk_font())
+    assert replaced == (not fonts.has_cjk_font())
     assert plots.wrap_text("鳃" * 30, 20) == ["鳃" * 10, "鳃" * 10, "鳃" * 10]
-
-
-# --------------------------------------------------------------------------- real lm_eval runs
-
-
-@pytest.fixture(scope="session")
-def lm_eval_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Two tiny models x (leak_mmlu, leak_cmb), written by the real lm_eval CLI with --log_samples."""
-    root = tmp_path_factory.mktemp("report_runs")
-    mmlu = write_jsonl(root / "mmlu.jsonl", MMLU_RECORDS)
-    env = os.environ | {
-        "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-        # One lm_eval call per model runs both tasks; each task reads its own file from here.
-        "LM_EVAL_LEAKAGE_MMLU_DATA": str(mmlu),
-        "LM_EVAL_LEAKAGE_CMB_DATA": str(CMB_EXAMPLE),
-    }
-    for seed in (0, 1):
-        model = build_tiny_model(root / f"tiny-seed{seed}", seed=seed)
-        command = [
-            sys.executable, "-m", "lm_eval", "--model", "hf",
-            "--model_args", f"pretrained={model},dtype=float32", "--tasks", "leak_mmlu,leak_cmb",
-            # 24 sampled orderings of CMB's 120 keep the run short (480 requests instead of 2,400).
-            "--metadata", json.dumps({"sample_items": 20, "max_orderings": 24}),
-            "--device", "cpu",
-            "--batch_size", "8", "--output_path", str(root / "out"), "--log_samples",
-        ]
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=False)
-        assert done.returncode == 0, done.stderr[-3000:]
-    return root / "out"
-
-
-@pytest.mark.slow
-def test_recomputed_figures_equal_what_lm_eval_printed(lm_eval_runs: Path) -> None:
-    runs, _ = report.load_runs([lm_eval_runs])
-    assert sorted((r.model, r.task, len(r.items)) for r in runs) == [
-        (m, t, n) for m in ("tiny-seed0", "tiny-seed1") for t, n in (("leak_cmb", 20), ("leak_mmlu", 3))]
-    for run in runs:
-        summary = report.summarise(report.analyse(run), report.Settings(null_draws=0))
-        assert summary.a_rate == run.logged["leak_a"]
-        assert summary.a_chance == run.logged["leak_a_chance"]
-        assert summary.a_pvalue == pytest.approx(run.logged["leak_a_p"], rel=1e-12)
-        assert summary.mean_rank == pytest.approx(run.logged["orig_rank"], rel=1e-12)
-        assert summary.b_rate == run.logged["leak_b"]  # the same IsolationForest rule at the run's delta
-        assert summary.bcal_rate == run.logged["leak_b_cal"]
-        assert summary.n_nonexch == run.logged["n_nonexch"] and summary.n_excluded == run.logged["n_excluded"]
-
-
-@pytest.mark.slow
-def test_report_on_real_runs_has_a_two_by_two_leaderboard(lm_eval_runs: Path, tmp_path: Path) -> None:
-    out = tmp_path / "rep"
-    assert report.main([str(lm_eval_runs), "--out", str(out), *FAST]) == 0
-    rows = read_csv(out / "leaderboard.csv")
-    assert {(r["model"], r["benchmark"]) for r in rows} == {
-        (m, b) for m in ("tiny-seed0", "tiny-seed1") for b in ("MMLU", "CMB")}
-    header = (out / "leaderboard.md").read_text(encoding="utf-8").splitlines()[4]
-    assert header == "| model | MMLU a | MMLU b | MMLU b cal. | CMB a | CMB b | CMB b cal. |"
-    assert (out / "figures" / "leaderboard.png").stat().st_size > 10_000
-
-
-@pytest.mark.slow
-def test_truncated_real_samples_file_keeps_the_other_runs(
-    lm_eval_runs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    copy = shutil.copytree(lm_eval_runs, tmp_path / "runs")
-    samples = next(copy.glob("*tiny-seed1/samples_leak_cmb_*.jsonl"))
-    data = samples.read_bytes()
-    samples.write_bytes(data[: data.index(b"\n", len(data) // 2) + 500])  # 500 bytes into the next line
-    good_lines = data[: data.index(b"\n", len(data) // 2) + 1].count(b"\n")
-    assert report.main([str(copy), "--out", str(tmp_path / "rep"), *FAST]) == 1
-    assert f"{samples}:{good_lines + 1}: not valid JSON" in capsys.readouterr().err
-    rows = {(r["model"], r["task"]): r for r in read_csv(tmp_path / "rep" / "leaderboard.csv")}
-    assert len(rows) == 4 and rows[("tiny-seed1", "leak_cmb")]["n_items"] == str(good_lines)
 
 
 def test_paper_rule_null_is_simulated_once_per_number_of_orderings(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -415,10 +340,10 @@ def test_paper_rule_null_is_simulated_once_per_number_of_orderings(monkeypatch: 
         calls.append((n_orderings, draws, seed))
         return np.linspace(-0.5, 0.5, draws)
 
-    monkeypatch.setattr(report, "isolation_null_scores", fake)
-    report._isolation_null.cache_clear()
-    settings = report.Settings(null_draws=10, seed=11)
-    rates = [report.null_rate(n, d, settings) for n in (24, 24, 120, 24) for d in (-0.2, 0.0)]
+    monkeypatch.setattr(analysis, "isolation_null_scores", fake)
+    analysis._isolation_null.cache_clear()
+    settings = analysis.Settings(null_draws=10, seed=11)
+    rates = [analysis.null_rate(n, d, settings) for n in (24, 24, 120, 24) for d in (-0.2, 0.0)]
     assert calls == [(24, 10, 11), (120, 10, 11)]
     assert rates[:2] == [0.3, 0.5]  # draws below -0.2: 3 of 10; below 0: 5 of 10
-    report._isolation_null.cache_clear()
+    analysis._isolation_null.cache_clear()

@@ -1,0 +1,182 @@
+"""The columns of the report's tables, in one place: name, header, formatter, sort value, meaning.
+
+Every table of :class:`analysis.Summary` rows (``leaderboard.md``, ``subjects.md``, the HTML page)
+picks its columns from :data:`COLUMNS` by name, so a figure is formatted the same way everywhere;
+the CSV files have one column per ``Summary`` field (:data:`SUMMARY_COLUMNS`) at full precision.
+:data:`GRID_NOTES` explains the cells of the models x benchmarks grid (:func:`grid_cells`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from lm_eval_leakage.report.analysis import Summary
+
+
+def num(value: float, digits: int = 3) -> str:
+    """A figure with ``digits`` decimals (``"n/a"`` for NaN)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:.{digits}f}"
+
+
+def pval(value: float) -> str:
+    """A p-value: three decimals, two significant digits below 0.001."""
+    if isinstance(value, float) and math.isnan(value):
+        return "n/a"
+    return f"{value:.2g}" if value < 0.001 else f"{value:.3f}"
+
+
+def md(text: str) -> str:
+    """Text for a Markdown table cell: one line, pipes escaped."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def slug(text: str) -> str:
+    """A file-name-safe version of ``text``."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "item"
+
+
+def interval(rate: float, lo: float, hi: float) -> str:
+    return f"{num(rate)} [{num(lo)}, {num(hi)}]"
+
+
+def sort_value(value: float) -> str:
+    """The HTML sort value of a figure (empty for NaN)."""
+    return "" if math.isnan(value) else repr(float(value))
+
+
+def _star(pvalue: float) -> str:
+    return "*" if pvalue < 0.05 else ""
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the Summary tables.
+
+    Attributes:
+        name: Key of the column in :data:`COLUMNS`.
+        header: Header in the Markdown tables.
+        show: The cell's text.
+        value: The HTML sort value (``None``: sort by the text).
+        text: A text column (left-aligned in HTML, sorted as text).
+        html_header: Header in the HTML page (default: ``header``).
+    """
+
+    name: str
+    header: str
+    show: Callable[[Summary], Any]
+    value: Callable[[Summary], Any] | None = None
+    text: bool = False
+    html_header: str | None = None
+
+
+def _figure(name: str, header: str, field: str, fmt: Callable[[float], str], html_header: str | None = None
+            ) -> Column:
+    return Column(name, header, lambda s: fmt(getattr(s, field)), lambda s: sort_value(getattr(s, field)),
+                  html_header=html_header)
+
+
+def _rate(name: str, prefix: str) -> Column:
+    return Column(name, name, lambda s: interval(*(getattr(s, f"{prefix}_{x}") for x in ("rate", "lo", "hi"))),
+                  lambda s: sort_value(getattr(s, f"{prefix}_rate")), html_header=f"{name} [95% CI]")
+
+
+def _count(name: str, field: str) -> Column:
+    return Column(name, name, lambda s: getattr(s, field), lambda s: getattr(s, field))
+
+
+_ALL = [
+    Column("model", "model", lambda s: s.model, text=True),
+    Column("benchmark", "benchmark", lambda s: s.benchmark, text=True),
+    Column("run", "run", lambda s: f"{s.model} / {s.task}", text=True),
+    Column("subject", "subject", lambda s: s.subject or "(none)", text=True),
+    _count("items", "n_items"),
+    Column("items read", "items", lambda s: f"{s.n_items}" + (f" (+{s.bad_lines} bad lines)" if s.bad_lines else "")),
+    _count("excluded", "n_excluded"),
+    _count("non-exch.", "n_nonexch"),
+    _count("bad lines", "bad_lines"),
+    _rate("a", "a"),
+    _figure("chance", "chance", "a_chance", num),
+    _figure("a - chance", "a - chance", "a_excess", num),
+    _figure("p (a)", "p (a)", "a_pvalue", pval),
+    _figure("mean rank", "mean rank", "mean_rank", num),
+    _figure("p (rank)", "p (rank)", "rank_pvalue", pval),
+    _rate("b", "b"),
+    Column("delta", "delta", lambda s: s.b_delta, text=True),
+    _figure("null (b)", "null (b)", "b_null", num),
+    _figure("p (b)", "p (b)", "b_pvalue", pval),
+    _rate("b cal.", "bcal"),
+    _figure("p (b cal.)", "p (b cal.)", "bcal_pvalue", pval),
+    Column("null (b cal.)", "null (b cal.)", lambda s: s.bcal_null, text=True),
+]
+COLUMNS: dict[str, Column] = {c.name: c for c in _ALL}
+"""Every column of the Summary tables, by name."""
+
+_FIGURES = ("excluded", "non-exch.", "a", "chance", "a - chance", "p (a)", "mean rank", "p (rank)", "b", "delta",
+            "null (b)", "p (b)", "b cal.", "p (b cal.)", "null (b cal.)")
+LEADERBOARD_MD = ("model", "benchmark", "items read", *_FIGURES)
+"""``leaderboard.md``'s table of every figure per run."""
+SUBJECTS_MD = ("subject", "items", "a", "chance", "p (a)", "b", "null (b)", "b cal.", "mean rank")
+"""``subjects.md``'s table per run."""
+LEADERBOARD_HTML = ("model", "benchmark", "items", *_FIGURES[:2], "bad lines", *_FIGURES[2:])
+"""The HTML page's leaderboard table."""
+SUBJECTS_HTML = ("run", "subject", *LEADERBOARD_HTML[2:])
+"""The HTML page's subject table."""
+
+SUMMARY_COLUMNS = [f.name for f in dataclasses.fields(Summary)]
+"""``leaderboard.csv`` and ``subjects.csv``: every field of :class:`analysis.Summary`."""
+
+
+def summary_row(summary: Summary) -> dict[str, Any]:
+    """A CSV row of :data:`SUMMARY_COLUMNS`."""
+    return dataclasses.asdict(summary)
+
+
+def grid_cells(s: Summary) -> list[str]:
+    """The leaderboard grid's three cells of one run: scenario a, the paper's b, calibrated b."""
+    return [
+        f"{num(s.a_rate)}{_star(s.a_pvalue)} [{num(s.a_lo)}, {num(s.a_hi)}] (chance {num(s.a_chance)})",
+        f"{num(s.b_rate)}{_star(s.b_pvalue)} [{num(s.b_lo)}, {num(s.b_hi)}] (null {num(s.b_null)})",
+        (f"{num(s.bcal_rate)}{_star(s.bcal_pvalue)} [{num(s.bcal_lo)}, {num(s.bcal_hi)}] "
+         f"(level {num(s.bcal_alpha, 2)})"),
+    ]
+
+
+GRID_NOTES = [
+    ("a", (
+        "Algorithm 1 (paper): fraction of items whose original ordering scores >= every other ordering, over "
+        "items with exchangeable options; 95% Wilson interval; * = exact one-sided p < 0.05 against chance."
+    )),
+    ("chance", (
+        "scenario a with no leakage: mean of 1 / (orderings scored) over items "
+        "(1/24 = 0.042 for four options)."
+    )),
+    ("b", (
+        "Algorithm 2 (paper): fraction of items whose best ordering's IsolationForest score is below delta; "
+        "95% Wilson interval; * = p < 0.05 against the null."
+    )),
+    ("null", (
+        "the paper's rule on simulated clean items (i.i.d. normal scores, same orderings and delta): a "
+        "reference level only; the rule is uncalibrated and real clean models differ."
+    )),
+    ("b cal.", (
+        "calibrated scenario-b test (studentised maximum of the item's ordering scores): fraction of items "
+        "with p < level; its rate with no leakage is the level; * = p < 0.05 for a rate above it."
+    )),
+    ("mean rank", "mean normalised rank of the original ordering (0 = first, 0.5 with no leakage)."),
+]
+"""What the leaderboard grid's cells and levels mean (listed under the grid in Markdown and HTML)."""
+
+ITEM_COLUMNS = [
+    "model", "task", "doc_id", "item_id", "subject", "status", "n_orderings", "exchangeable",
+    "nonexch_reasons",
+    "original_first", "rank", "pvalue", "zscore", "gap_ratio", "best", "best_ordering", "isolation", "delta",
+    "flag_b", "cal_statistic", "cal_pvalue", "flag_b_cal", "question", "options",
+]
+"""``items.csv``: one row per item."""
