@@ -2,7 +2,8 @@
 
 ``core/`` imports numpy and scipy only (scikit-learn lazily, inside the paper's rule), never
 lm_eval, torch, datasets or transformers, and nothing from the other folders of the package. The
-import graph of the whole package has no cycle, and no module is over 400 lines.
+import graph of the whole package has no cycle, no module is over 400 lines, and no function is
+over 60 lines unless its ``def`` line carries a ``# long: <reason>`` comment.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pytest
 PACKAGE = Path(__import__("lm_eval_leakage").__file__).resolve().parent
 CORE_MODULES = sorted(p.stem for p in (PACKAGE / "core").glob("*.py") if p.stem != "__init__")
 MAX_LINES = 400
+MAX_FUNCTION_LINES = 60
 
 
 def _module_name(path: Path) -> str:
@@ -86,3 +88,15 @@ def test_import_graph_has_no_cycle() -> None:
 def test_no_module_is_over_the_size_limit() -> None:
     sizes = {name: len(path.read_text(encoding="utf-8").splitlines()) for name, path in MODULES.items()}
     assert {name: n for name, n in sizes.items() if n > MAX_LINES} == {}
+
+
+def test_no_function_is_over_the_size_limit_without_a_reason() -> None:
+    long = {}
+    for name, path in MODULES.items():
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for node in ast.walk(ast.parse("\n".join(lines))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                size = node.end_lineno - node.lineno + 1
+                if size > MAX_FUNCTION_LINES and "# long:" not in lines[node.lineno - 1]:
+                    long[f"{name}.{node.name}"] = size
+    assert long == {}
