@@ -26,8 +26,8 @@ import numpy as np
 
 from lm_eval_leakage.core import pipeline
 from lm_eval_leakage.core.item_statistics import ItemStats
-from lm_eval_leakage.core.scenario_a import poisson_binomial_sf
 from lm_eval_leakage.core.reference_rule import isolation_null_scores
+from lm_eval_leakage.core.scenario_a import poisson_binomial_sf
 from lm_eval_leakage.report.reader import ItemScores
 from lm_eval_leakage.report.runs import Run
 
@@ -168,29 +168,45 @@ class Summary:
         n_excluded: Items with unusable scores (constant or non-finite, fewer than two orderings).
         n_nonexch: Usable items left out of scenario a by the exchangeability guard.
         bad_lines: Unreadable samples lines of the run (the summary covers the rest).
-        a_items: Items in the scenario-a figures.
-        a_rate: Algorithm 1 flagged fraction (the original ordering scores highest; ties count).
-        a_lo: Lower end of its 95% Wilson interval.
-        a_hi: Upper end.
-        a_chance: Its expected value with no leakage, ``mean(1 / n_orderings)``.
-        a_excess: ``a_rate - a_chance``.
-        a_pvalue: Exact one-sided Poisson-binomial p-value of the flagged count against chance.
-        mean_rank: Mean normalised rank of the original (0 = first; 0.5 with no leakage).
-        rank_pvalue: One-sided p-value of the mean rank below 0.5.
-        b_rate: Algorithm 2 (the paper's rule) flagged fraction at ``b_delta``.
-        b_lo: Lower end of its 95% Wilson interval.
-        b_hi: Upper end.
-        b_delta: The threshold used (a number, or ``"as run (paper)"``).
-        b_null: Mean flag rate of Algorithm 2 on simulated i.i.d. normal scores with the same
+        leak_a_n: Items in the scenario-a figures.
+        leak_a: Algorithm 1 flagged fraction (the original ordering scores highest; ties count);
+            lm-eval's ``leak_a``.
+        leak_a_ci_lo: Lower end of its 95% Wilson interval.
+        leak_a_ci_hi: Upper end.
+        leak_a_chance: Its expected value with no leakage, ``mean(1 / n_orderings)``; lm-eval's
+            ``leak_a_chance``.
+        leak_a_excess: ``leak_a - leak_a_chance``; lm-eval's ``leak_a_excess``.
+        leak_a_excess_lo: Lower end of the excess's interval (``leak_a_ci_lo - leak_a_chance``);
+            lm-eval's ``leak_a_excess_lo``.
+        leak_a_excess_hi: Upper end; lm-eval's ``leak_a_excess_hi``.
+        leak_a_p: Exact one-sided Poisson-binomial p-value of the flagged count against chance;
+            lm-eval's ``leak_a_p``.
+        orig_rank: Mean normalised rank of the original (0 = first; 0.5 with no leakage); lm-eval's
+            ``orig_rank``.
+        orig_rank_p: One-sided p-value of the mean rank below 0.5; lm-eval's ``orig_rank_p``.
+        orig_z: Mean z-score of the original ordering over the scenario-a items; lm-eval's ``orig_z``.
+        orig_p: Mean permutation p-value of the original over the same items; lm-eval's ``orig_p``.
+        gap_ratio: Mean gap ratio over the same items; lm-eval's ``gap_ratio``.
+        leak_b: Algorithm 2 (the paper's rule) flagged fraction at ``leak_b_delta``; lm-eval's
+            ``leak_b`` (at the run's own thresholds).
+        leak_b_ci_lo: Lower end of its 95% Wilson interval.
+        leak_b_ci_hi: Upper end.
+        leak_b_delta: The threshold used (a number, or ``"as run (paper)"``).
+        leak_b_null: Mean flag rate of Algorithm 2 on simulated i.i.d. normal scores with the same
             numbers of orderings and thresholds (NaN with ``null_draws == 0``).
-        b_pvalue: One-sided Poisson-binomial p-value of the flagged count against that null.
-        bcal_rate: Calibrated scenario-b test: fraction of items with ``p < bcal_alpha``.
-        bcal_lo: Lower end of its 95% Wilson interval.
-        bcal_hi: Upper end.
-        bcal_alpha: The level, which is also the rate with no leakage.
-        bcal_excess: ``bcal_rate - bcal_alpha``.
-        bcal_pvalue: One-sided p-value of the rate above ``bcal_alpha``.
-        bcal_null: The null behind the item p-values (``mirror`` or ``gaussian``).
+        leak_b_p: One-sided Poisson-binomial p-value of the flagged count against that null.
+        leak_b_cal: Calibrated scenario-b test: fraction of items with ``p < leak_b_cal_alpha``;
+            lm-eval's ``leak_b_cal``.
+        leak_b_cal_ci_lo: Lower end of its 95% Wilson interval (of the fraction, not of the excess).
+        leak_b_cal_ci_hi: Upper end.
+        leak_b_cal_alpha: The level, which is also the fraction with no leakage.
+        leak_b_cal_excess: ``leak_b_cal - leak_b_cal_alpha``; lm-eval's ``leak_b_cal_excess``.
+        leak_b_cal_lo: Lower end of the 95% interval of the excess (Newcombe); lm-eval's
+            ``leak_b_cal_lo``.
+        leak_b_cal_hi: Upper end; lm-eval's ``leak_b_cal_hi``.
+        leak_b_cal_p: One-sided p-value of the fraction above ``leak_b_cal_alpha``; lm-eval's
+            ``leak_b_cal_p``.
+        leak_b_cal_null: The null behind the item p-values (``mirror`` or ``gaussian``).
     """
 
     model: str
@@ -201,28 +217,35 @@ class Summary:
     n_excluded: int
     n_nonexch: int
     bad_lines: int
-    a_items: int
-    a_rate: float
-    a_lo: float
-    a_hi: float
-    a_chance: float
-    a_excess: float
-    a_pvalue: float
-    mean_rank: float
-    rank_pvalue: float
-    b_rate: float
-    b_lo: float
-    b_hi: float
-    b_delta: str
-    b_null: float
-    b_pvalue: float
-    bcal_rate: float
-    bcal_lo: float
-    bcal_hi: float
-    bcal_alpha: float
-    bcal_excess: float
-    bcal_pvalue: float
-    bcal_null: str
+    leak_a_n: int
+    leak_a: float
+    leak_a_ci_lo: float
+    leak_a_ci_hi: float
+    leak_a_chance: float
+    leak_a_excess: float
+    leak_a_excess_lo: float
+    leak_a_excess_hi: float
+    leak_a_p: float
+    orig_rank: float
+    orig_rank_p: float
+    orig_z: float
+    orig_p: float
+    gap_ratio: float
+    leak_b: float
+    leak_b_ci_lo: float
+    leak_b_ci_hi: float
+    leak_b_delta: str
+    leak_b_null: float
+    leak_b_p: float
+    leak_b_cal: float
+    leak_b_cal_ci_lo: float
+    leak_b_cal_ci_hi: float
+    leak_b_cal_alpha: float
+    leak_b_cal_excess: float
+    leak_b_cal_lo: float
+    leak_b_cal_hi: float
+    leak_b_cal_p: float
+    leak_b_cal_null: str
 
 
 def null_rate(n_orderings: int, delta: float, settings: Settings) -> float:
@@ -262,21 +285,25 @@ def summarise(analysis: RunAnalysis, settings: Settings, *, subject: str | None 
     return Summary(
         model=run.model, task=run.task, benchmark=run.benchmark, subject="" if subject is None else subject,
         n_items=figures.n_items, n_excluded=figures.n_excluded, n_nonexch=figures.n_nonexch,
-        bad_lines=len(run.bad_lines), a_items=a.n_items, a_rate=a.rate,
-        a_lo=figures.scenario_a_interval[0], a_hi=figures.scenario_a_interval[1],
-        a_chance=a.chance, a_excess=a.excess, a_pvalue=a.pvalue,
-        mean_rank=figures.rank.mean_rank, rank_pvalue=figures.rank.pvalue,
-        b_rate=rule.rate, b_lo=rule.interval[0], b_hi=rule.interval[1],
-        b_delta=settings.delta_label() if settings.reference_rule else "off",
-        b_null=float(nulls.mean()) if has_null else math.nan,
-        b_pvalue=poisson_binomial_sf(rule.n_flagged, nulls) if has_null else math.nan,
-        bcal_rate=cal.flagged_fraction if cal else math.nan,
-        bcal_lo=cal.flagged_low if cal else math.nan,
-        bcal_hi=cal.flagged_high if cal else math.nan,
-        bcal_alpha=settings.alpha,
-        bcal_excess=cal.excess if cal else math.nan,
-        bcal_pvalue=cal.pvalue if cal else math.nan,
-        bcal_null=analysis.cal_null,
+        bad_lines=len(run.bad_lines), leak_a_n=a.n_items, leak_a=a.rate,
+        leak_a_ci_lo=figures.scenario_a_interval[0], leak_a_ci_hi=figures.scenario_a_interval[1],
+        leak_a_chance=a.chance, leak_a_excess=a.excess,
+        leak_a_excess_lo=a.excess_ci[0], leak_a_excess_hi=a.excess_ci[1], leak_a_p=a.pvalue,
+        orig_rank=figures.rank.mean_rank, orig_rank_p=figures.rank.pvalue,
+        orig_z=figures.orig_z, orig_p=figures.orig_p, gap_ratio=figures.gap_ratio,
+        leak_b=rule.rate, leak_b_ci_lo=rule.interval[0], leak_b_ci_hi=rule.interval[1],
+        leak_b_delta=settings.delta_label() if settings.reference_rule else "off",
+        leak_b_null=float(nulls.mean()) if has_null else math.nan,
+        leak_b_p=poisson_binomial_sf(rule.n_flagged, nulls) if has_null else math.nan,
+        leak_b_cal=cal.flagged_fraction if cal else math.nan,
+        leak_b_cal_ci_lo=cal.flagged_low if cal else math.nan,
+        leak_b_cal_ci_hi=cal.flagged_high if cal else math.nan,
+        leak_b_cal_alpha=settings.alpha,
+        leak_b_cal_excess=cal.excess if cal else math.nan,
+        leak_b_cal_lo=cal.excess_low if cal else math.nan,
+        leak_b_cal_hi=cal.excess_high if cal else math.nan,
+        leak_b_cal_p=cal.pvalue if cal else math.nan,
+        leak_b_cal_null=analysis.cal_null,
     )
 
 

@@ -82,9 +82,11 @@ def _figure(name: str, header: str, field: str, fmt: Callable[[float], str], htm
                   html_header=html_header)
 
 
-def _rate(name: str, prefix: str) -> Column:
-    return Column(name, name, lambda s: interval(*(getattr(s, f"{prefix}_{x}") for x in ("rate", "lo", "hi"))),
-                  lambda s: sort_value(getattr(s, f"{prefix}_rate")), html_header=f"{name} [95% CI]")
+def _rate(name: str, field: str) -> Column:
+    """A flagged fraction ``field`` with its Wilson interval ``field_ci_lo``, ``field_ci_hi``."""
+    fields = (field, f"{field}_ci_lo", f"{field}_ci_hi")
+    return Column(name, name, lambda s: interval(*(getattr(s, f) for f in fields)),
+                  lambda s: sort_value(getattr(s, field)), html_header=f"{name} [95% CI]")
 
 
 def _count(name: str, field: str) -> Column:
@@ -101,19 +103,19 @@ _ALL = [
     _count("excluded", "n_excluded"),
     _count("non-exch.", "n_nonexch"),
     _count("bad lines", "bad_lines"),
-    _rate("a", "a"),
-    _figure("chance", "chance", "a_chance", num),
-    _figure("a - chance", "a - chance", "a_excess", num),
-    _figure("p (a)", "p (a)", "a_pvalue", pval),
-    _figure("mean rank", "mean rank", "mean_rank", num),
-    _figure("p (rank)", "p (rank)", "rank_pvalue", pval),
-    _rate("b", "b"),
-    Column("delta", "delta", lambda s: s.b_delta, text=True),
-    _figure("null (b)", "null (b)", "b_null", num),
-    _figure("p (b)", "p (b)", "b_pvalue", pval),
-    _rate("b cal.", "bcal"),
-    _figure("p (b cal.)", "p (b cal.)", "bcal_pvalue", pval),
-    Column("null (b cal.)", "null (b cal.)", lambda s: s.bcal_null, text=True),
+    _rate("a", "leak_a"),
+    _figure("chance", "chance", "leak_a_chance", num),
+    _figure("a - chance", "a - chance", "leak_a_excess", num),
+    _figure("p (a)", "p (a)", "leak_a_p", pval),
+    _figure("mean rank", "mean rank", "orig_rank", num),
+    _figure("p (rank)", "p (rank)", "orig_rank_p", pval),
+    _rate("b", "leak_b"),
+    Column("delta", "delta", lambda s: s.leak_b_delta, text=True),
+    _figure("null (b)", "null (b)", "leak_b_null", num),
+    _figure("p (b)", "p (b)", "leak_b_p", pval),
+    _rate("b cal.", "leak_b_cal"),
+    _figure("p (b cal.)", "p (b cal.)", "leak_b_cal_p", pval),
+    Column("null (b cal.)", "null (b cal.)", lambda s: s.leak_b_cal_null, text=True),
 ]
 COLUMNS: dict[str, Column] = {c.name: c for c in _ALL}
 """Every column of the Summary tables, by name."""
@@ -141,42 +143,59 @@ def summary_row(summary: Summary) -> dict[str, Any]:
 def grid_cells(s: Summary) -> list[str]:
     """The leaderboard grid's three cells of one run: scenario a, the paper's b, calibrated b."""
     return [
-        f"{num(s.a_rate)}{_star(s.a_pvalue)} [{num(s.a_lo)}, {num(s.a_hi)}] (chance {num(s.a_chance)})",
-        f"{num(s.b_rate)}{_star(s.b_pvalue)} [{num(s.b_lo)}, {num(s.b_hi)}] (null {num(s.b_null)})",
-        (f"{num(s.bcal_rate)}{_star(s.bcal_pvalue)} [{num(s.bcal_lo)}, {num(s.bcal_hi)}] "
-         f"(level {num(s.bcal_alpha, 2)})"),
+        (f"{num(s.leak_a)}{_star(s.leak_a_p)} [{num(s.leak_a_ci_lo)}, {num(s.leak_a_ci_hi)}] "
+         f"(chance {num(s.leak_a_chance)})"),
+        (f"{num(s.leak_b)}{_star(s.leak_b_p)} [{num(s.leak_b_ci_lo)}, {num(s.leak_b_ci_hi)}] "
+         f"(null {num(s.leak_b_null)})"),
+        (f"{num(s.leak_b_cal)}{_star(s.leak_b_cal_p)} [{num(s.leak_b_cal_ci_lo)}, {num(s.leak_b_cal_ci_hi)}] "
+         f"(level {num(s.leak_b_cal_alpha, 2)})"),
     ]
 
 
 GRID_NOTES = [
     ("a", (
         "Algorithm 1 (paper): fraction of items whose original ordering scores >= every other ordering, over "
-        "items with exchangeable options; 95% Wilson interval; * = exact one-sided p < 0.05 against chance."
+        "items with exchangeable options; 95% Wilson interval; * = exact one-sided p < 0.05 against chance. "
+        "CSV and lm-eval column leak_a (p-value leak_a_p; interval leak_a_ci_lo, leak_a_ci_hi in the CSV; "
+        "leak_a_excess with its interval leak_a_excess_lo, leak_a_excess_hi in both)."
     )),
     ("chance", (
         "scenario a with no leakage: mean of 1 / (orderings scored) over items "
-        "(1/24 = 0.042 for four options)."
+        "(1/24 = 0.042 for four options). Column leak_a_chance."
     )),
     ("b", (
         "Algorithm 2 (paper): fraction of items whose best ordering's IsolationForest score is below delta; "
-        "95% Wilson interval; * = p < 0.05 against the null."
+        "95% Wilson interval; * = p < 0.05 against the null. Column leak_b (lm-eval's at the run's own "
+        "delta; CSV: leak_b_delta, leak_b_ci_lo, leak_b_ci_hi, leak_b_p)."
     )),
     ("null", (
         "the paper's rule on simulated clean items (i.i.d. normal scores, same orderings and delta): a "
-        "reference level only; the rule is uncalibrated and real clean models differ."
+        "reference level only; the rule is uncalibrated and real clean models differ. CSV column leak_b_null."
     )),
     ("b cal.", (
         "calibrated scenario-b test (studentised maximum of the item's ordering scores): fraction of items "
-        "with p < level; its rate with no leakage is the level; * = p < 0.05 for a rate above it."
+        "with p < level; its rate with no leakage is the level; * = p < 0.05 for a rate above it. Column "
+        "leak_b_cal (p-value leak_b_cal_p; CSV: level leak_b_cal_alpha, interval of the fraction "
+        "leak_b_cal_ci_lo, leak_b_cal_ci_hi; in both: leak_b_cal_excess with its interval leak_b_cal_lo, "
+        "leak_b_cal_hi)."
     )),
-    ("mean rank", "mean normalised rank of the original ordering (0 = first, 0.5 with no leakage)."),
+    ("mean rank", (
+        "mean normalised rank of the original ordering (0 = first, 0.5 with no leakage). Column orig_rank "
+        "(p-value orig_rank_p)."
+    )),
 ]
 """What the leaderboard grid's cells and levels mean (listed under the grid in Markdown and HTML)."""
 
 ITEM_COLUMNS = [
     "model", "task", "doc_id", "item_id", "subject", "status", "n_orderings", "exchangeable",
     "nonexch_reasons",
-    "original_first", "rank", "pvalue", "zscore", "gap_ratio", "best", "best_ordering", "isolation", "delta",
-    "flag_b", "cal_statistic", "cal_pvalue", "flag_b_cal", "question", "options",
+    "leak_a", "orig_rank", "orig_p", "orig_z", "gap_ratio", "best", "best_ordering", "leak_b_score",
+    "leak_b_delta", "leak_b", "leak_b_cal_statistic", "leak_b_cal_pvalue", "leak_b_cal",
+    "question", "options",
 ]
-"""``items.csv``: one row per item."""
+"""``items.csv``: one row per item. A per-item figure has the name of the run-level column it feeds
+(``leak_a``: the original ordering scores highest; ``orig_rank``, ``orig_p``, ``orig_z``,
+``gap_ratio``: the original's normalised rank, permutation p-value, z-score and gap ratio;
+``leak_b_score``: Algorithm 2's isolation score of the best ordering, flagged (``leak_b``) below
+``leak_b_delta``; ``leak_b_cal_statistic``, ``leak_b_cal_pvalue``: the calibrated test's ``T+``
+and its p-value, flagged (``leak_b_cal``) below the level)."""

@@ -38,9 +38,9 @@ def bar_data(summaries: Sequence[Summary], *, panel: str, label: str, label_n: b
             label=(getattr(s, label) or "(none)") + (f" (n={s.n_items})" if label_n else ""),
             n_items=s.n_items,
             bars=(
-                ("a", Bar(s.a_rate, s.a_lo, s.a_hi, s.a_chance)),
-                ("b", Bar(s.b_rate, s.b_lo, s.b_hi, s.b_null)),
-                ("bcal", Bar(s.bcal_rate, s.bcal_lo, s.bcal_hi, s.bcal_alpha)),
+                ("a", Bar(s.leak_a, s.leak_a_ci_lo, s.leak_a_ci_hi, s.leak_a_chance)),
+                ("b", Bar(s.leak_b, s.leak_b_ci_lo, s.leak_b_ci_hi, s.leak_b_null)),
+                ("bcal", Bar(s.leak_b_cal, s.leak_b_cal_ci_lo, s.leak_b_cal_ci_hi, s.leak_b_cal_alpha)),
             ),
         )
         for s in summaries
@@ -52,7 +52,7 @@ def sorted_for_figure(summaries: Sequence[Summary]) -> list[Summary]:
     """Runs in the paper figure's order: models by mean scenario-a rate, highest first, then benchmarks."""
     mean_a: dict[str, list[float]] = {}
     for s in summaries:
-        mean_a.setdefault(s.model, []).append(s.a_rate)
+        mean_a.setdefault(s.model, []).append(s.leak_a)
     order = sorted(mean_a, key=lambda m: -float(np.nanmean(mean_a[m])) if mean_a[m] else 0.0)
     return sorted(summaries, key=lambda s: (order.index(s.model), benchmark_order(s.task)))
 

@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from lm_eval_leakage.core.templates import LETTERS
 from lm_eval_leakage.report.fonts import FONT_NOTE, drawable, text_font
 
 if TYPE_CHECKING:
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
 # pyplot picks its backend at the first figure, so this still applies: no display is needed.
 matplotlib.use("Agg")
 
-LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 COLOURS = {"a": "#c0392b", "b": "#2c6fbb", "bcal": "#2e8b57", "other": "#9a9a9a", "chance": "#222222"}
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from lm_eval_leakage.core.templates import LETTERS
 from lm_eval_leakage.report.analysis import ItemResult, RunAnalysis, Settings, Summary, most_suspicious
 from lm_eval_leakage.report.columns import (
     COLUMNS,
@@ -100,7 +101,7 @@ ITEM_HEADER = [("model", True), ("task", True), ("item", True), ("subject", True
 
 def _item_cells(analysis: RunAnalysis, r: ItemResult, settings: Settings) -> list[tuple[Any, Any]]:
     item, st = r.item, r.stats
-    options = " | ".join(f"{chr(65 + i)}: {o}" for i, o in enumerate(item.options))
+    options = " | ".join(f"{LETTERS[i]}: {o}" for i, o in enumerate(item.options))
     flag_b = int(r.flag_b(settings.delta))
     return [
         (analysis.run.model, None), (analysis.run.task, None), (item.item_id, None), (item.subject, None),

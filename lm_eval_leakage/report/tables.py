@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from lm_eval_leakage.core.templates import LETTERS
 from lm_eval_leakage.report.analysis import ItemResult, RunAnalysis, Settings, Summary, most_suspicious
 from lm_eval_leakage.report.columns import (
     COLUMNS,
@@ -19,10 +20,14 @@ from lm_eval_leakage.report.columns import (
     num,
     pval,
 )
-from lm_eval_leakage.report.figures import LETTERS, ordering_label
+from lm_eval_leakage.report.figures import ordering_label
 from lm_eval_leakage.report.runs import benchmark_order
 
-DELTA_SWEEP_COLUMNS = ["model", "task", "b_delta", "n_items", "b_rate", "b_lo", "b_hi", "b_null", "b_pvalue"]
+DELTA_SWEEP_COLUMNS = [
+    "model", "task", "leak_b_delta", "n_items", "leak_b", "leak_b_ci_lo", "leak_b_ci_hi", "leak_b_null",
+    "leak_b_p",
+]
+"""``delta_sweep.csv``: Algorithm 2's figures (fields of ``analysis.Summary``) at each threshold."""
 
 
 def write_csv(path: Path, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> Path:
@@ -97,8 +102,9 @@ def delta_sweep_markdown(sweep: Sequence[Summary]) -> str:
     """Algorithm 2's figures at each threshold of ``--delta-sweep``."""
     lines = ["# Algorithm 2 at other thresholds", "",
              "| model | benchmark | delta | b [95% CI] | null (b) | p (b) |", "|---|---|---|---|---|---|"]
-    lines += [f"| {md(s.model)} | {md(s.benchmark)} | {s.b_delta} | {num(s.b_rate)} [{num(s.b_lo)}, "
-              f"{num(s.b_hi)}] | {num(s.b_null)} | {pval(s.b_pvalue)} |" for s in sweep]
+    lines += [f"| {md(s.model)} | {md(s.benchmark)} | {s.leak_b_delta} | {num(s.leak_b)} "
+              f"[{num(s.leak_b_ci_lo)}, {num(s.leak_b_ci_hi)}] | {num(s.leak_b_null)} | {pval(s.leak_b_p)} |"
+              for s in sweep]
     return "\n".join(lines) + "\n"
 
 
@@ -164,12 +170,13 @@ def item_rows(analyses: Sequence[RunAnalysis], settings: Settings) -> list[dict[
                 "model": analysis.run.model, "task": analysis.run.task, "doc_id": item.doc_id,
                 "item_id": item.item_id, "subject": item.subject, "status": st.status,
                 "n_orderings": st.n_orderings, "exchangeable": int(item.exchangeable),
-                "nonexch_reasons": "; ".join(item.nonexch_reasons), "original_first": int(st.original_first),
-                "rank": st.rank, "pvalue": st.pvalue, "zscore": st.zscore, "gap_ratio": st.gap_ratio,
+                "nonexch_reasons": "; ".join(item.nonexch_reasons), "leak_a": int(st.original_first),
+                "orig_rank": st.rank, "orig_p": st.pvalue, "orig_z": st.zscore, "gap_ratio": st.gap_ratio,
                 "best": st.best, "best_ordering": ordering_label(item.perms[st.best]) if st.ok else "",
-                "isolation": r.isolation, "delta": r.record.delta if settings.delta is None else settings.delta,
-                "flag_b": int(r.flag_b(settings.delta)), "cal_statistic": r.cal_statistic,
-                "cal_pvalue": r.cal_pvalue, "flag_b_cal": int(r.cal_pvalue < settings.alpha),
+                "leak_b_score": r.isolation,
+                "leak_b_delta": r.record.delta if settings.delta is None else settings.delta,
+                "leak_b": int(r.flag_b(settings.delta)), "leak_b_cal_statistic": r.cal_statistic,
+                "leak_b_cal_pvalue": r.cal_pvalue, "leak_b_cal": int(r.cal_pvalue < settings.alpha),
                 "question": item.question, "options": " | ".join(item.options),
             })
     return rows

@@ -17,6 +17,7 @@ import pytest
 from support.data import CMB_EXAMPLE, MMLU_RECORDS, write_jsonl
 from support.tiny_model import build_tiny_model
 
+from lm_eval_leakage.harness.columns import columns as harness_columns
 from lm_eval_leakage.report import analysis, cli, runs
 
 pytestmark = pytest.mark.slow
@@ -61,13 +62,16 @@ def test_recomputed_figures_equal_what_lm_eval_printed(lm_eval_runs: Path) -> No
         (m, t, n) for m in ("tiny-seed0", "tiny-seed1") for t, n in (("leak_cmb", 20), ("leak_mmlu", 3))]
     for run in loaded:
         summary = analysis.summarise(analysis.analyse(run), analysis.Settings(null_draws=0))
-        assert summary.a_rate == run.logged["leak_a"]
-        assert summary.a_chance == run.logged["leak_a_chance"]
-        assert summary.a_pvalue == pytest.approx(run.logged["leak_a_p"], rel=1e-12)
-        assert summary.mean_rank == pytest.approx(run.logged["orig_rank"], rel=1e-12)
-        assert summary.b_rate == run.logged["leak_b"]  # the same IsolationForest rule at the run's delta
-        assert summary.bcal_rate == run.logged["leak_b_cal"]
+        assert summary.leak_a == run.logged["leak_a"]
+        assert summary.leak_a_chance == run.logged["leak_a_chance"]
+        assert summary.leak_a_p == pytest.approx(run.logged["leak_a_p"], rel=1e-12)
+        assert summary.orig_rank == pytest.approx(run.logged["orig_rank"], rel=1e-12)
+        assert summary.leak_b == run.logged["leak_b"]  # the same IsolationForest rule at the run's delta
+        assert summary.leak_b_cal == run.logged["leak_b_cal"]
         assert summary.n_nonexch == run.logged["n_nonexch"] and summary.n_excluded == run.logged["n_excluded"]
+        for column in harness_columns(control=False):  # every lm-eval column, under its lm-eval name
+            expected = pytest.approx(run.logged[column.name], rel=1e-12, nan_ok=True)
+            assert getattr(summary, column.name) == expected, (run.task, column.name)
 
 
 def test_report_on_real_runs_has_a_two_by_two_leaderboard(lm_eval_runs: Path, tmp_path: Path) -> None:

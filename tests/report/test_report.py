@@ -97,7 +97,7 @@ def test_scores_come_from_filtered_resps_not_the_logged_metrics(tmp_path: Path) 
     items, problems = reader.read_samples(path)
     assert problems == [] and items[0].scores.tolist() == scores
     scored = analysis.analyse(runs.Run("m", "leak_mmlu", path, None, tuple(items), {}))
-    assert analysis.summarise(scored, analysis.Settings(null_draws=0)).a_rate == 0.0  # the line claimed 1.0
+    assert analysis.summarise(scored, analysis.Settings(null_draws=0)).leak_a == 0.0  # the line claimed 1.0
 
 
 def test_resps_are_used_when_filtered_resps_are_absent(tmp_path: Path) -> None:
@@ -204,9 +204,9 @@ def test_items_with_order_bound_options_leave_scenario_a(tmp_path: Path) -> None
     run = runs.Run("m", "leak_mmlu", path, None, tuple(reader.read_samples(path)[0]), {})
     scored = analysis.analyse(run)
     left_out = analysis.summarise(scored, analysis.Settings(null_draws=0))
-    assert (left_out.a_items, left_out.n_nonexch, left_out.n_items) == (1, 2, 3)
+    assert (left_out.leak_a_n, left_out.n_nonexch, left_out.n_items) == (1, 2, 3)
     kept = analysis.summarise(scored, analysis.Settings(null_draws=0, keep_nonexchangeable=True))
-    assert kept.a_items == 3 and kept.a_rate == 1.0
+    assert kept.leak_a_n == 3 and kept.leak_a == 1.0
     assert scored.items[1].item.guard_applied_here and "above" in scored.items[1].item.nonexch_reasons[0]
 
 
@@ -214,10 +214,11 @@ def test_planted_leak_is_found_and_clean_model_is_not(two_models: Path) -> None:
     loaded, _ = runs.load_runs([two_models])
     summaries = {r.model: analysis.summarise(analysis.analyse(r), analysis.Settings(null_draws=0)) for r in loaded}
     leaky, clean = summaries["leaky"], summaries["clean"]
-    assert leaky.a_rate == 1.0 and leaky.a_pvalue < 1e-12 and leaky.mean_rank == 0.0
-    assert leaky.a_chance == pytest.approx(1 / 24) and leaky.a_lo > 0.7
-    assert leaky.bcal_pvalue < 1e-6 and leaky.bcal_null == "gaussian"  # 12 items: too few for the mirror null
-    assert clean.a_rate < 0.3 and clean.a_pvalue > 0.01 and clean.bcal_rate < 0.3
+    assert leaky.leak_a == 1.0 and leaky.leak_a_p < 1e-12 and leaky.orig_rank == 0.0
+    assert leaky.leak_a_chance == pytest.approx(1 / 24) and leaky.leak_a_ci_lo > 0.7
+    # 12 items: too few for the mirror null
+    assert leaky.leak_b_cal_p < 1e-6 and leaky.leak_b_cal_null == "gaussian"
+    assert clean.leak_a < 0.3 and clean.leak_a_p > 0.01 and clean.leak_b_cal < 0.3
 
 
 def test_delta_threshold_moves_scenario_b_and_its_bars(two_models: Path) -> None:
@@ -227,7 +228,7 @@ def test_delta_threshold_moves_scenario_b_and_its_bars(two_models: Path) -> None
     for delta in (-1.0, 1.0):  # decision_function lies in [-0.5, 0.5]: nothing, then everything flagged
         settings = analysis.Settings(delta=delta, null_draws=0)
         summaries = [analysis.summarise(a, settings) for a in analyses]
-        assert {s.b_rate for s in summaries} == {0.0 if delta < 0 else 1.0}
+        assert {s.leak_b for s in summaries} == {0.0 if delta < 0 else 1.0}
         fig = plots.bar_figure(figure_data.bar_data(summaries, panel="benchmark", label="model"),
                                figure_data.bar_series(settings))
         figures[delta] = {p.get_gid(): p.get_width() for ax in fig.axes for p in ax.patches if p.get_gid()}
