@@ -16,12 +16,13 @@ from typing import Literal
 
 import numpy as np
 
-Status = Literal["ok", "nonfinite", "constant", "too_few"]
+Status = Literal["ok", "nonfinite", "constant", "too_few", "too_long"]
 STATUS_REASONS: dict[str, str] = {
     "ok": "scored",
     "nonfinite": "a score is NaN or infinite (the model returned no usable log-likelihood)",
     "constant": "every ordering has the same score, so no ordering can stand out",
     "too_few": "fewer than two distinct orderings, so there is nothing to compare",
+    "too_long": "the item does not fit the model's context window, so it was not scored (the run's warning gives its lengths)",
 }
 
 
@@ -84,7 +85,7 @@ def item_stats(scores: Sequence[float] | np.ndarray) -> ItemStats:
     s = np.asarray(scores, dtype=np.float64).ravel()
     status = item_status(s)
     if status != "ok":
-        return ItemStats(status, int(s.shape[0]), False, np.nan, np.nan, np.nan, np.nan, -1)
+        return unscored(status, int(s.shape[0]))
     batch = batch_item_stats(s[None, :])
     return ItemStats(
         status="ok",
@@ -131,3 +132,8 @@ def batch_item_stats(scores: np.ndarray) -> dict[str, np.ndarray]:
         "gap_ratio": gap_ratio,
         "best": np.argmax(s, axis=1),
     }
+
+
+def unscored(status: Status, n_orderings: int) -> ItemStats:
+    """The statistics of an item left out for ``status``: NaN everywhere, never a silent 0."""
+    return ItemStats(status, n_orderings, False, np.nan, np.nan, np.nan, np.nan, -1)

@@ -177,6 +177,23 @@ def score_item(
     )
 
 
+def unscored_item(
+    n_orderings: int,
+    *,
+    status: item_statistics.Status,
+    exchangeable: bool = True,
+    keep_nonexchangeable: bool = False,
+    delta: float,
+    role: Role = "observed",
+) -> ItemRecord:
+    """The record of an item that was never scored (e.g. ``"too_long"`` for the model's window)."""
+    return ItemRecord(
+        stats=item_statistics.unscored(status, n_orderings), exchangeable=bool(exchangeable),
+        keep_nonexchangeable=bool(keep_nonexchangeable), delta=float(delta), isolation=math.nan,
+        b_statistic=math.nan, b_decoy=math.nan, b_model="", b_gaussian_pvalue=math.nan, role=role,
+    )
+
+
 @dataclass(frozen=True)
 class ReferenceRule:
     """Algorithm 2 (the paper's scenario-b rule) over a set of items.

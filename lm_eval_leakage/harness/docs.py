@@ -23,6 +23,7 @@ from lm_eval_leakage.core.orderings import build_orderings
 from lm_eval_leakage.core.reference_rule import default_delta
 from lm_eval_leakage.core.templates import render
 from lm_eval_leakage.harness.options import parse_options
+from lm_eval_leakage.harness.window import ContextWindow, window_from_metadata
 
 logger = logging.getLogger("lm_eval_leakage")
 
@@ -48,6 +49,8 @@ class LeakDoc(TypedDict):
         reference_rule: Run the paper's IsolationForest rule on this item.
         control: The task has a control set (its metric list has the observed-minus-control columns).
         role: ``"observed"`` for a benchmark item, ``"control"`` for its control twin.
+        unscored_reason: Why the item is not scored (it does not fit the model's window; see
+            ``window``), ``""`` when it is; such an item sends one placeholder request.
     """
 
     id: str
@@ -66,6 +69,11 @@ class LeakDoc(TypedDict):
     reference_rule: bool
     control: bool
     role: Literal["observed", "control"]
+    unscored_reason: str
+
+
+PLACEHOLDER_REQUEST = " "
+"""The one continuation an unscored item sends (lm-eval needs at least one request per document)."""
 
 
 def build_docs(benchmark: str, *, control: bool = False, **metadata: Any) -> list[LeakDoc]:
@@ -107,11 +115,26 @@ def build_docs(benchmark: str, *, control: bool = False, **metadata: Any) -> lis
         "reference_rule": options["reference_rule"],
         "control": bool(control),
     }
-    return [
+    docs = [
         _doc(item, role, shared, delta=options["delta"], max_orderings=options["max_orderings"],
              ordering_seed=options["ordering_seed"])
         for item, role in zip(items, roles, strict=True)
     ]
+    window = window_from_metadata(f"leak_{benchmark}", metadata)
+    if window is not None:
+        _mark_what_does_not_fit(benchmark, docs, window)
+    return docs
+
+
+def _mark_what_does_not_fit(benchmark: str, docs: list[LeakDoc], window: ContextWindow) -> None:
+    unscored = []
+    for doc in docs:
+        doc["unscored_reason"] = window.problem(doc["context"], doc_to_choice(doc))
+        if doc["unscored_reason"]:
+            unscored.append(f"item {doc['id']!r}: {doc['unscored_reason']}")
+    if unscored:
+        logger.warning("leak_%s: %d of %d item(s) do not fit the model's window and are left out (counted in "
+                       "n_excluded); first: %s", benchmark, len(unscored), len(docs), unscored[0])
 
 
 def _read_items(benchmark: str, *, data_files: str | list[str] | None, split: str | None,
@@ -175,6 +198,7 @@ def _doc(item: Item, role: Literal["observed", "control"], shared: dict[str, Any
         reference_rule=shared["reference_rule"],
         control=shared["control"],
         role=role,
+        unscored_reason="",
     )
 
 
@@ -241,6 +265,8 @@ def load_custom_control(**metadata: Any) -> Any:
 
 def doc_to_choice(doc: LeakDoc) -> list[str]:
     """The option block of every ordering: one log-likelihood request each, ordering 0 first."""
+    if doc.get("unscored_reason"):
+        return [PLACEHOLDER_REQUEST]
     options = doc["options"]
     return [
         render(doc["question"], [options[i] for i in perm], template=doc["template"])[1] for perm in doc["perms"]

@@ -15,7 +15,7 @@ from typing import Any
 
 from lm_eval.api.registry import register_aggregation
 
-from lm_eval_leakage.core.pipeline import ItemRecord, RunFigures, score_item, summarise
+from lm_eval_leakage.core.pipeline import ItemRecord, RunFigures, score_item, summarise, unscored_item
 from lm_eval_leakage.harness.columns import COLUMNS, Column, columns
 from lm_eval_leakage.harness.docs import LeakDoc
 
@@ -24,17 +24,19 @@ logger = logging.getLogger("lm_eval_leakage")
 
 def process_results(doc: LeakDoc, results: Sequence[tuple[float, bool]]) -> dict[str, Any]:
     """The item's record, under each column of its task (lm-eval's ``process_results`` hook)."""
-    record = score_item(
-        [float(r[0]) for r in results],
-        doc["perms"],
-        exchangeable=doc.get("exchangeable", True),
-        keep_nonexchangeable=doc.get("keep_nonexchangeable", False),
-        delta=doc["delta"],
-        reference_rule=doc.get("reference_rule", True),
-        role=doc.get("role", "observed"),
-    )
-    if not record.ok:
-        logger.warning("leak item %s excluded: %s", doc["id"], record.exclusion_reason)
+    shared = {
+        "exchangeable": doc.get("exchangeable", True),
+        "keep_nonexchangeable": doc.get("keep_nonexchangeable", False),
+        "delta": doc["delta"],
+        "role": doc.get("role", "observed"),
+    }
+    if doc.get("unscored_reason"):  # reported when the task was built
+        record = unscored_item(len(doc["perms"]), status="too_long", **shared)
+    else:
+        record = score_item([float(r[0]) for r in results], doc["perms"],
+                            reference_rule=doc.get("reference_rule", True), **shared)
+        if not record.ok:
+            logger.warning("leak item %s excluded: %s", doc["id"], record.exclusion_reason)
     value = record.to_json()
     return {column.name: value for column in columns(control=doc.get("control", False))}
 
