@@ -2,19 +2,21 @@
 
 Each detector has a continuous ``score`` (higher means more leaked, used for ROC) and a default
 ``flag``; every per-item number comes from :func:`lm_eval_leakage.core.pipeline.score_item` and
-the calibrated p-values from :func:`lm_eval_leakage.core.pipeline.summarise`:
+the calibrated p-values from :func:`lm_eval_leakage.core.pipeline.summarise`. Each is named after
+the lm-eval column that aggregates the same per-item figure (``harness.columns``):
 
-* ``alg1`` (paper, scenario a): flag when the original ordering scores >= all others; the score is
-  the flag itself (the rule has no continuous score, so its ROC curve has one corner).
-* ``alg2_d020``, ``alg2_d017``, ``alg2_d015`` (paper, scenario b): IsolationForest score of the
-  best ordering below delta = -0.20, -0.17, -0.15; score = minus the IsolationForest score (the
-  same for the three, so they share AUC and TPR at 5% FPR).
-* ``perm_p`` (this project, scenario a): the original ordering's exact permutation p-value
+* ``leak_a`` (paper's Algorithm 1, scenario a): flag when the original ordering scores >= all
+  others; the score is the flag itself (the rule has no continuous score, so its ROC curve has one
+  corner).
+* ``leak_b_d020``, ``leak_b_d017``, ``leak_b_d015`` (paper's Algorithm 2, scenario b):
+  IsolationForest score of the best ordering below delta = -0.20, -0.17, -0.15; score = minus the
+  IsolationForest score (the same for the three, so they share AUC and TPR at 5% FPR).
+* ``orig_p`` (this project, scenario a): the original ordering's exact permutation p-value
   ``(1 + above + tied) / n``; flag when ``p <= alpha``; score = ``-p``.
 * ``orig_z`` (this project, scenario a): the original ordering's z-score among the item's
   orderings; flag when ``z >= z_threshold`` (1.645, one-sided 5% under Gaussian exchangeable
   scores); score = ``z``.
-* ``calib_b`` (this project, scenario b): the calibrated scenario-b p-value (default statistic,
+* ``leak_b_cal`` (this project, scenario b): the calibrated scenario-b p-value (default statistic,
   the studentised max; mirror null pooled over the scored items of the same fitted model and
   number of orderings, as lm-eval uses on runs of 200+ items); flag when ``p < alpha``; score =
   the statistic ``T+``.
@@ -25,9 +27,9 @@ Positives are the leaked items. See ``docs/method.md`` for the statistics.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -41,6 +43,42 @@ FPR_TARGET = 0.05
 
 Outputs = dict[str, dict[str, np.ndarray]]
 
+# Names the detectors had before they were named after lm-eval's columns. Reports written then
+# (``validation.json``) still use them; :func:`with_current_names` reads them under the new names.
+OLD_NAMES: dict[str, str] = {
+    "alg1": "leak_a",
+    "perm_p": "orig_p",
+    "alg2_d020": "leak_b_d020",
+    "alg2_d017": "leak_b_d017",
+    "alg2_d015": "leak_b_d015",
+    "calib_b": "leak_b_cal",
+}
+
+
+def with_current_names(report: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``validation.json`` report with any old detector names (:data:`OLD_NAMES`) replaced.
+
+    Renames the keys of every epoch's ``"detectors"`` and the ``"name"`` of each entry of the
+    report's ``"detectors"`` list; everything else is returned as it is (a report already written
+    with the current names comes back equal).
+    """
+    out = dict(report)
+    if isinstance(report.get("epochs"), Mapping):
+        out["epochs"] = {
+            epoch: (
+                {**figures, "detectors": {OLD_NAMES.get(k, k): v for k, v in figures["detectors"].items()}}
+                if isinstance(figures, Mapping) and isinstance(figures.get("detectors"), Mapping)
+                else figures
+            )
+            for epoch, figures in report["epochs"].items()
+        }
+    if isinstance(report.get("detectors"), list):
+        out["detectors"] = [
+            {**d, "name": OLD_NAMES.get(d["name"], d["name"])} if isinstance(d, Mapping) and "name" in d else d
+            for d in report["detectors"]
+        ]
+    return out
+
 
 @dataclass(frozen=True)
 class Detector:
@@ -52,19 +90,20 @@ class Detector:
     threshold: str
 
 
-def _alg2_name(delta: float) -> str:
-    return f"alg2_d{round(-delta * 100):03d}"
+def _leak_b_name(delta: float) -> str:
+    """``leak_b_d020`` for delta = -0.20: lm-eval's ``leak_b`` at one of the paper's thresholds."""
+    return f"leak_b_d{round(-delta * 100):03d}"
 
 
 def detectors(*, alpha: float = 0.05, z_threshold: float = 1.645) -> tuple[Detector, ...]:
     """The detectors evaluated, in report order."""
     return (
-        Detector("alg1", "paper", "a", "original ordering scores >= every other (Algorithm 1)"),
-        Detector("perm_p", "this project", "a", f"permutation p-value of the original <= {alpha:g}"),
+        Detector("leak_a", "paper", "a", "original ordering scores >= every other (Algorithm 1)"),
+        Detector("orig_p", "this project", "a", f"permutation p-value of the original <= {alpha:g}"),
         Detector("orig_z", "this project", "a", f"z-score of the original >= {z_threshold:g}"),
-        *(Detector(_alg2_name(d), "paper", "b", f"IsolationForest score of the best < {d:.2f}") for d in PAPER_DELTAS),
+        *(Detector(_leak_b_name(d), "paper", "b", f"IsolationForest score of the best < {d:.2f}") for d in PAPER_DELTAS),
         Detector(
-            "calib_b", "this project", "b",
+            "leak_b_cal", "this project", "b",
             f"calibrated scenario-b p-value (studentised max, mirror null) < {alpha:g}",
         ),
     )
@@ -90,18 +129,18 @@ def outputs_from_records(
     zscore = np.array([r.stats.zscore for r in records], dtype=np.float64)
     iso = np.array([r.isolation for r in records], dtype=np.float64)
     out: Outputs = {
-        "alg1": {"score": first.astype(float), "flag": first, "valid": ok},
-        "perm_p": {"score": -pvalue, "flag": pvalue <= alpha, "valid": ok},
+        "leak_a": {"score": first.astype(float), "flag": first, "valid": ok},
+        "orig_p": {"score": -pvalue, "flag": pvalue <= alpha, "valid": ok},
         "orig_z": {"score": zscore, "flag": zscore >= z_threshold, "valid": ok & np.isfinite(zscore)},
     }
     for delta in PAPER_DELTAS:
-        out[_alg2_name(delta)] = {"score": -iso, "flag": iso < delta, "valid": ok}
+        out[_leak_b_name(delta)] = {"score": -iso, "flag": iso < delta, "valid": ok}
     # The mirror null, as on a full benchmark (lm-eval runs of 200+ items use it); with the few
     # items of a validation run "auto" would fall back to the Gaussian table.
     calib = pipeline.summarise(records, pipeline.Settings(b_null="mirror")).b_pvalues
     statistic = np.array([r.b_statistic for r in records], dtype=np.float64)
     # Score = the statistic itself: the mirror p-value is a coarse (1/m steps) monotone map of it.
-    out["calib_b"] = {"score": statistic, "flag": calib < alpha, "valid": ok & np.isfinite(calib)}
+    out["leak_b_cal"] = {"score": statistic, "flag": calib < alpha, "valid": ok & np.isfinite(calib)}
     return out
 
 
@@ -253,6 +292,7 @@ def summary_statistics(labels: np.ndarray, records: Sequence[pipeline.ItemRecord
 
 __all__ = [
     "FPR_TARGET",
+    "OLD_NAMES",
     "PAPER_DELTAS",
     "DetectionMetrics",
     "Detector",
@@ -263,4 +303,5 @@ __all__ = [
     "item_records",
     "outputs_from_records",
     "summary_statistics",
+    "with_current_names",
 ]

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from lm_eval_leakage.core.templates import LETTERS
+
 __all__ = [
     "MMLU_EXPECTED_ROWS",
     "OfflineAssetError",
@@ -60,7 +62,7 @@ MARKER_FILENAME = "offline_assets.json"
 # Bump when the layout or the conversion changes, so old caches are rebuilt rather than trusted.
 MARKER_FORMAT = 2
 
-_LETTERS = ("A", "B", "C", "D")
+_LETTERS = tuple(LETTERS[:4])  # MMLU's A-D; a tuple, so ``in`` matches whole letters only
 _CHUNK = 1 << 20
 
 

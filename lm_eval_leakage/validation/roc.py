@@ -7,15 +7,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from lm_eval_leakage.validation.detectors import FPR_TARGET
+from lm_eval_leakage.validation.detectors import FPR_TARGET, with_current_names
 from lm_eval_leakage.validation.tables import fmt
 
 ROC_DETECTORS: tuple[tuple[str, str, str], ...] = (
-    ("alg1", "alg1 (paper a)", ":"),
-    ("alg2_d020", "alg2 IsolationForest (paper b)", "--"),
-    ("perm_p", "perm_p rank (ours a)", "-"),
+    ("leak_a", "leak_a (paper a)", ":"),
+    ("leak_b_d020", "leak_b IsolationForest (paper b)", "--"),
+    ("orig_p", "orig_p rank (ours a)", "-"),
     ("orig_z", "orig_z (ours a)", "-"),
-    ("calib_b", "calib_b (ours b)", "-."),
+    ("leak_b_cal", "leak_b_cal (ours b)", "-."),
 )
 
 
@@ -42,7 +42,7 @@ def roc_figure(report: Mapping[str, Any], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    epochs = report["epochs"]
+    epochs = with_current_names(report)["epochs"]
     keys = sorted(epochs, key=int)
     columns = min(3, len(keys))
     rows = math.ceil(len(keys) / columns)

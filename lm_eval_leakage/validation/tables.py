@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from lm_eval_leakage.validation.detectors import FPR_TARGET
+from lm_eval_leakage.validation.detectors import FPR_TARGET, with_current_names
 
 Report = Mapping[str, Any]
 
@@ -76,13 +76,13 @@ def _table1(report: Report) -> list[str]:
         "",
         "## Table 1 layout: scenario-a detectors (accuracy, precision, recall, F1; AUC)",
         "",
-        "| epoch | alg1 acc | P | R | F1 | perm_p acc | P | R | F1 | AUC | orig_z acc | P | R | F1 | AUC |",
+        "| epoch | leak_a acc | P | R | F1 | orig_p acc | P | R | F1 | AUC | orig_z acc | P | R | F1 | AUC |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for e in _epoch_keys(report):
         d = report["epochs"][e]["detectors"]
         cells = [e]
-        for name, with_auc in (("alg1", False), ("perm_p", True), ("orig_z", True)):
+        for name, with_auc in (("leak_a", False), ("orig_p", True), ("orig_z", True)):
             m = d[name]
             cells += [fmt(m["accuracy"]), fmt(m["precision"]), fmt(m["recall"]), fmt(m["f1"])]
             if with_auc:
@@ -177,6 +177,7 @@ def _machine(report: Report) -> list[str]:
 def markdown_report(report: Report) -> str:
     """Tables laid out like the paper's Tables 1 and 2, then every figure of every detector."""
     sections = (_heading, _sanity_table, _table1, _table2, _every_detector, _runtime, _machine)
+    report = with_current_names(report)
     return "\n".join(line for section in sections for line in section(report)) + "\n"
 
 
@@ -187,13 +188,13 @@ def run_label(report: Report) -> str:
 
 
 COMPARED_AUC: tuple[tuple[str, str], ...] = (
-    ("alg1", "alg1"),
-    ("perm_p", "perm_p"),
+    ("leak_a", "leak_a"),
+    ("orig_p", "orig_p"),
     ("orig_z", "orig_z"),
-    ("alg2_d020", "alg2"),  # the three deltas share one score, hence one AUC
-    ("calib_b", "calib_b"),
+    ("leak_b_d020", "leak_b"),  # the three deltas share one score, hence one AUC
+    ("leak_b_cal", "leak_b_cal"),
 )
-COMPARED_F1: tuple[str, ...] = ("alg2_d020", "alg2_d017", "alg2_d015", "calib_b")
+COMPARED_F1: tuple[str, ...] = ("leak_b_d020", "leak_b_d017", "leak_b_d015", "leak_b_cal")
 
 
 def _comparison_rows(
@@ -216,13 +217,15 @@ def comparison_markdown(reports: Sequence[Report]) -> str:
     where a figure is undefined (e.g. F1 when nothing is flagged).
 
     Args:
-        reports: Outputs of ``write_report`` (or their ``validation.json``).
+        reports: Outputs of ``write_report`` (or their ``validation.json``; one written before the
+            detectors were renamed is read under the new names, see ``detectors.OLD_NAMES``).
 
     Raises:
         ValueError: If ``reports`` is empty or the runs share no epoch.
     """
     if not reports:
         raise ValueError("no runs to compare")
+    reports = [with_current_names(r) for r in reports]
     shared = set.intersection(*(set(r["epochs"]) for r in reports))
     if not shared:
         raise ValueError("the runs share no scored epoch")
@@ -233,7 +236,7 @@ def comparison_markdown(reports: Sequence[Report]) -> str:
         ("F1 at the default threshold, the paper's Algorithm 2 against the calibrated detector:",
          [(n, n) for n in COMPARED_F1], "f1"),
         ("Flagged fraction of the clean half at the default threshold (false-positive rate):",
-         [(n, n) for n in ("alg1", "perm_p", "orig_z", *COMPARED_F1)], "fpr_clean"),
+         [(n, n) for n in ("leak_a", "orig_p", "orig_z", *COMPARED_F1)], "fpr_clean"),
     )
     lines: list[str] = []
     for title, names, figure in tables:

@@ -175,7 +175,7 @@ def test_detector_outputs_find_a_planted_original_ordering() -> None:
     out = detector_outputs(scores, np.broadcast_to(perms, (40, 24, 4)))
     assert set(out) == {d.name for d in detectors()}
     labels = np.arange(40) < 20
-    for name in ("alg1", "perm_p", "orig_z", "calib_b"):
+    for name in ("leak_a", "orig_p", "orig_z", "leak_b_cal"):
         m = detection_metrics(labels, out[name]["flag"], out[name]["score"])
         assert m.recall == 1.0 and m.roc_auc > 0.9, name
     assert out["orig_z"]["flag"][20:].mean() <= 0.2
@@ -200,14 +200,14 @@ def test_comparison_tables_line_up_runs_and_epochs() -> None:
 
     first, second = report("a", {"0": 0.0, "3": 10.0}), report("b", {"0": 0.0, "3": 10.0, "5": 10.0})
     text = comparison_markdown([first, second])
-    rows = [line for line in text.splitlines() if line.startswith("| a / native | perm_p |")]
+    rows = [line for line in text.splitlines() if line.startswith("| a / native | orig_p |")]
     assert len(rows) == 2  # one AUC row, one false-positive row
     auc = rows[0].strip("| ").split(" | ")
-    expected = [first["epochs"][e]["detectors"]["perm_p"]["roc_auc"] for e in ("0", "3")]
+    expected = [first["epochs"][e]["detectors"]["orig_p"]["roc_auc"] for e in ("0", "3")]
     assert [float(cell) for cell in auc[2:]] == pytest.approx(expected, abs=5e-4)
     assert expected[1] > 0.9  # the bumped epoch separates the halves
     assert "ep 5" not in text  # only the epochs every run scored
-    assert text.count("| b / native | calib_b |") == 3
+    assert text.count("| b / native | leak_b_cal |") == 3
     with pytest.raises(ValueError, match="no runs"):
         comparison_markdown([])
     with pytest.raises(ValueError, match="share no"):
@@ -218,22 +218,22 @@ def test_comparison_tables_line_up_runs_and_epochs() -> None:
 # the IsolationForest score and the calibrated mirror-null p-values itself), computed on the input
 # below before detector_outputs was routed through core.pipeline; the pipeline must give the same.
 PREVIOUS_SCORES = {
-    "perm_p": [-1 / 24, -1 / 24, -2 / 24, -23 / 24, -22 / 24, -9 / 24, -16 / 24],
+    "orig_p": [-1 / 24, -1 / 24, -2 / 24, -23 / 24, -22 / 24, -9 / 24, -16 / 24],
     "orig_z": [2.7874585789853827, 2.6279193033017103, 1.7219343218579581, -0.911947972576388,
                -1.1657955391291963, 0.34416234797995565, -0.4184980632629392],
-    "alg2_d020": [0.2581922301855444, 0.23194511548677643, 0.12460906824371243, 0.18535742724549853,
+    "leak_b_d020": [0.2581922301855444, 0.23194511548677643, 0.12460906824371243, 0.18535742724549853,
                   0.2534371695465021, 0.13024720604943152, 0.15094550090520875],
-    "calib_b": [2.7874585789853827, 2.6279193033017103, 1.858971255099141, 2.078788235624437,
+    "leak_b_cal": [2.7874585789853827, 2.6279193033017103, 1.858971255099141, 2.078788235624437,
                 2.631443910122073, 1.6764036949991388, 2.0652561690307736],
 }
 PREVIOUS_FLAGS = {
-    "alg1": [1, 1, 0, 0, 0, 0, 0, 0],
-    "perm_p": [1, 1, 0, 0, 0, 0, 0, 0],
+    "leak_a": [1, 1, 0, 0, 0, 0, 0, 0],
+    "orig_p": [1, 1, 0, 0, 0, 0, 0, 0],
     "orig_z": [1, 1, 1, 0, 0, 0, 0, 0],
-    "alg2_d020": [1, 1, 0, 0, 1, 0, 0, 0],
-    "alg2_d017": [1, 1, 0, 1, 1, 0, 0, 0],
-    "alg2_d015": [1, 1, 0, 1, 1, 0, 1, 0],
-    "calib_b": [0, 0, 0, 0, 0, 0, 0, 0],
+    "leak_b_d020": [1, 1, 0, 0, 1, 0, 0, 0],
+    "leak_b_d017": [1, 1, 0, 1, 1, 0, 0, 0],
+    "leak_b_d015": [1, 1, 0, 1, 1, 0, 1, 0],
+    "leak_b_cal": [0, 0, 0, 0, 0, 0, 0, 0],
 }
 # Calibrated flags at other levels: the mirror p-values were 1/7, 1/7, 4/7, 2/7, 1/7, 5/7, 2/7, NaN.
 PREVIOUS_CALIB_FLAGS = {0.2: [1, 1, 0, 0, 1, 0, 0, 0], 0.35: [1, 1, 0, 1, 1, 0, 1, 0]}
@@ -248,13 +248,13 @@ def test_detector_outputs_match_the_previous_implementation() -> None:
     for name, flags in PREVIOUS_FLAGS.items():
         assert out[name]["flag"].astype(int).tolist() == flags, name
         assert out[name]["valid"].tolist() == [True] * 7 + [False], name
-    assert out["alg1"]["score"][:7].tolist() == [1.0, 1.0, 0, 0, 0, 0, 0]
+    assert out["leak_a"]["score"][:7].tolist() == [1.0, 1.0, 0, 0, 0, 0, 0]
     for name, values in PREVIOUS_SCORES.items():
         assert out[name]["score"][:7] == pytest.approx(values, rel=1e-12, abs=1e-15), name
-    for delta_name in ("alg2_d017", "alg2_d015"):
-        assert np.array_equal(out[delta_name]["score"][:7], out["alg2_d020"]["score"][:7])
+    for delta_name in ("leak_b_d017", "leak_b_d015"):
+        assert np.array_equal(out[delta_name]["score"][:7], out["leak_b_d020"]["score"][:7])
     for alpha, flags in PREVIOUS_CALIB_FLAGS.items():
-        assert detector_outputs(scores, perms, alpha=alpha)["calib_b"]["flag"].astype(int).tolist() == flags
+        assert detector_outputs(scores, perms, alpha=alpha)["leak_b_cal"]["flag"].astype(int).tolist() == flags
 
 
 def test_detector_outputs_pool_the_mirror_null_per_number_of_orderings() -> None:
