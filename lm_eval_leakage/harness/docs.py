@@ -72,6 +72,7 @@ class LeakDoc(TypedDict):
     unscored_reason: str
 
 
+SKIP_HINT = "fix the record, or skip such items with --metadata '{\"skip_invalid\": true}'"
 PLACEHOLDER_REQUEST = " "
 """The one continuation an unscored item sends (lm-eval needs at least one request per document)."""
 
@@ -161,7 +162,8 @@ def _read_items(benchmark: str, *, data_files: str | list[str] | None, split: st
                 raise InvalidItemError(benchmark, item.id, "id", f"duplicate: the same id is at {places[item.id]}")
         except InvalidItemError as exc:
             if not skip_invalid:
-                raise InvalidItemError(f"leak_{benchmark} [{where}]", exc.item_id, exc.field, exc.problem) from None
+                raise InvalidItemError(f"leak_{benchmark} [{where}]", exc.item_id, exc.field,
+                                       f"{exc.problem} ({SKIP_HINT})") from None
             skipped.append(f"{where}: {exc}")
             continue
         items.append(item)
