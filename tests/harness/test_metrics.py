@@ -146,3 +146,17 @@ def test_control_docs_and_observed_minus_control() -> None:
     assert aggregate(rows, "orig_rank_vs_control") < -0.3
     plain = [process_results(docs[0] | {"control": False, "reference_rule": False}, _results(rng.normal(size=120)))]
     assert set(plain[0]) == {c.name for c in columns(control=False)}
+
+
+def test_a_run_is_summarised_once_for_all_its_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lm_eval_leakage.harness import metrics
+
+    calls = []
+    real = metrics.summarise
+    monkeypatch.setattr(metrics, "summarise", lambda records: calls.append(len(records)) or real(records))
+    rows = [process_results(_doc(list("abcd"), reference_rule=False), _results(np.linspace(-1, -5, 24)))
+            for _ in range(3)]
+    values = {c.name: aggregate(rows, c.name) for c in columns(control=False)}
+    assert calls == [3] and values["leak_a"] == 1.0
+    copies = [dict(r["leak_a"]) for r in rows]  # equal but not the same objects (as after a gather)
+    assert AGGREGATIONS["leak_a"](copies) == 1.0 and calls == [3, 3]
