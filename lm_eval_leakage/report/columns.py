@@ -9,6 +9,7 @@ the CSV files have one column per ``Summary`` field (:data:`SUMMARY_COLUMNS`) at
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import re
 from collections.abc import Callable
@@ -40,6 +41,13 @@ def md(text: str) -> str:
 def slug(text: str) -> str:
     """A file-name-safe version of ``text``."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "item"
+
+
+def file_slug(text: str) -> str:
+    """:func:`slug`, with a short stable hash of ``text`` when the slug differs from it, so that two
+    texts never share a file name (``中1`` and ``日1``, ``a/b`` and ``a_b``)."""
+    name = slug(text)
+    return name if name == text else f"{name}-{hashlib.sha1(text.encode('utf-8')).hexdigest()[:8]}"
 
 
 def interval(rate: float, lo: float, hi: float) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -53,7 +54,8 @@ def sorted_for_figure(summaries: Sequence[Summary]) -> list[Summary]:
     mean_a: dict[str, list[float]] = {}
     for s in summaries:
         mean_a.setdefault(s.model, []).append(s.leak_a)
-    order = sorted(mean_a, key=lambda m: -float(np.nanmean(mean_a[m])) if mean_a[m] else 0.0)
+    known = {m: [v for v in values if not math.isnan(v)] for m, values in mean_a.items()}
+    order = sorted(mean_a, key=lambda m: -float(np.mean(known[m])) if known[m] else 0.0)
     return sorted(summaries, key=lambda s: (order.index(s.model), benchmark_order(s.task)))
 
 

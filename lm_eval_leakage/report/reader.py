@@ -204,45 +204,38 @@ def read_samples(
     problems: list[LineProblem] = []
     seen: set[int] = set()
     try:
-        handle = path.open(encoding="utf-8", errors="strict")
+        handle = path.open("rb")
     except OSError as exc:
         raise ReportError(f"{path}: cannot open the samples file ({exc.strerror})") from None
     with handle:
-        number = 0
-        while True:
-            number += 1
-            try:
-                line = handle.readline()
-            except UnicodeDecodeError as exc:
-                problem = LineProblem(path, number, f"not UTF-8 text ({exc.reason})")
-                if on_bad_line == "raise":
-                    raise SamplesFileError(problem, items) from None
-                problems.append(problem)
-                break  # the decoder cannot resynchronise; what was read is kept
-            if not line:
-                break
-            if not line.strip():
+        # Bytes, one line at a time, each decoded on its own: a bad byte costs its line only.
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
                 continue
-            parsed = _parse_line(path, number, line)
+            parsed = _parse_line(path, number, raw)
             if isinstance(parsed, ItemScores):
                 if parsed.doc_id not in seen or parsed.doc_id < 0:
                     seen.add(parsed.doc_id)
                     items.append(parsed)
                 continue
-            problem = parsed
             if on_bad_line == "raise":
-                raise SamplesFileError(problem, items)
-            problems.append(problem)
+                raise SamplesFileError(parsed, items)
+            problems.append(parsed)
     return items, problems
 
 
-def _parse_line(path: Path, number: int, line: str) -> ItemScores | LineProblem:
-    """One line of a samples file: its item, or what is wrong with it."""
+def _parse_line(path: Path, number: int, raw: bytes) -> ItemScores | LineProblem:
+    """One line of a samples file (its bytes): its item, or what is wrong with it."""
+    truncated = not raw.endswith(b"\n")
+    hint = " (the last line is cut off: was the run interrupted?)" if truncated else ""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return LineProblem(path, number, f"not UTF-8 text ({exc.reason} at byte {exc.start + 1} of the line)"
+                                         f"{hint}")
     try:
         record = json.loads(line)
     except json.JSONDecodeError as exc:
-        truncated = not line.endswith("\n")
-        hint = " (the last line is cut off: was the run interrupted?)" if truncated else ""
         return LineProblem(path, number, f"not valid JSON: {exc.msg} at column {exc.colno}{hint}")
     try:
         return parse_sample(record)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lm_eval_leakage.report.model_names import ModelId, display_names, model_id
 from lm_eval_leakage.report.reader import (
     ItemScores,
     LineProblem,
@@ -42,6 +43,9 @@ class Run:
         items: The items read.
         logged: The task's metric values as lm-eval printed them (for comparison only).
         bad_lines: Lines of the samples file that could not be used.
+        model_key: The model's full identity (``model_names.ModelId.key``: type and arguments as
+            the results file wrote them, or the run folder).
+        superseded: Samples files of earlier runs of the same model and task that this run replaces.
     """
 
     model: str
@@ -51,6 +55,8 @@ class Run:
     items: tuple[ItemScores, ...]
     logged: dict[str, Any]
     bad_lines: tuple[LineProblem, ...] = ()
+    model_key: str = ""
+    superseded: tuple[Path, ...] = ()
 
     @property
     def benchmark(self) -> str:
@@ -169,19 +175,22 @@ def _run_files(path: Path) -> list[Path]:
 
 
 def model_name(files: RunFiles) -> str:
-    """The model's display name: the results' ``model_name`` (last path part for local folders)."""
-    if files.results is not None:
-        name = str(_read_json(files.results).get("model_name") or "")
-        if name:
-            return Path(name).name if name.startswith(("/", ".", "~")) else name
-    return files.folder.name
+    """The model's short name: the results' ``model_name`` (last path part for local folders)."""
+    return run_model(files).name
+
+
+def run_model(files: RunFiles) -> ModelId:
+    """The model of a run (see ``model_names``)."""
+    return model_id(None if files.results is None else _read_json(files.results), str(files.folder))
 
 
 def load_runs(paths: Sequence[Path]) -> tuple[list[Run], list[str]]:
     """Read every ``leak_*`` run under ``paths``; bad samples lines are kept on each :class:`Run`.
 
-    When the same model and task appear more than once, the latest run is used and the others
-    are reported in the notes.
+    Runs are keyed by the model's full identity (``model_names``), so two models whose paths end
+    in the same folder name stay apart, each with a unique display name. When the same model and
+    task appear more than once, the latest run is used; the others are listed on it
+    (``Run.superseded``) and in the notes.
 
     Returns:
         The runs, and notes for the user (superseded runs).
@@ -190,20 +199,27 @@ def load_runs(paths: Sequence[Path]) -> tuple[list[Run], list[str]]:
         ReportError: See :func:`find_runs`.
     """
     chosen: dict[tuple[str, str], RunFiles] = {}
+    models: dict[str, ModelId] = {}
+    superseded: dict[tuple[str, str], list[Path]] = {}
     notes: list[str] = []
     for files in find_runs(paths):
-        key = (model_name(files), files.task)
+        model = run_model(files)
+        models[model.key] = model
+        key = (model.key, files.task)
         if key in chosen:
             notes.append(f"{chosen[key].samples} is superseded by the later run {files.samples}")
+            superseded.setdefault(key, []).append(chosen[key].samples)  # type: ignore[arg-type]
         chosen[key] = files
+    names = display_names(list(models.values()))
     runs: list[Run] = []
-    for (model, task), files in chosen.items():
+    for (model_key, task), files in chosen.items():
         assert files.samples is not None
         items, problems = read_samples(files.samples, on_bad_line="collect")
         logged: dict[str, Any] = {}
         if files.results is not None:
             values = _read_json(files.results).get("results", {}).get(task, {})
             logged = {k.split(",")[0]: v for k, v in values.items() if k.endswith(",none")}
-        runs.append(Run(model, task, files.samples, files.results, tuple(items), logged, tuple(problems)))
+        runs.append(Run(names[model_key], task, files.samples, files.results, tuple(items), logged,
+                        tuple(problems), model_key, tuple(superseded.get((model_key, task), ()))))
     runs.sort(key=lambda r: (r.model, benchmark_order(r.task)))
     return runs, notes

@@ -76,14 +76,17 @@ def _grid(summaries: Sequence[Summary]) -> list[str]:
     return lines
 
 
-def leaderboard_markdown(summaries: Sequence[Summary], settings: Settings, problems: Sequence[str]) -> str:
-    """The leaderboard as Markdown: a models x benchmarks grid, then every figure per run."""
+def leaderboard_markdown(summaries: Sequence[Summary], settings: Settings, problems: Sequence[str],
+                         notes: Sequence[str] = (), superseded: Sequence[str] = ()) -> str:
+    """The leaderboard as Markdown: a models x benchmarks grid, every figure per run, then the notes
+    (``--subjects``, control items), the superseded runs and the problems (bad lines), when any."""
     lines = ["# Leakage leaderboard", "", settings_line(settings, len(summaries)), "", *_grid(summaries)]
     lines += ["", "| column | meaning |", "|---|---|"]
     lines += [f"| {name} | {text} |" for name, text in GRID_NOTES]
     lines += ["", "## Every figure", "", *_table(summaries, LEADERBOARD_MD)]
-    if problems:
-        lines += ["", "## Problems", ""] + [f"- {md(p)}" for p in problems]
+    for title, entries in (("Notes", notes), ("Superseded runs", superseded), ("Problems", problems)):
+        if entries:
+            lines += ["", f"## {title}", ""] + [f"- {md(e)}" for e in entries]
     return "\n".join(lines) + "\n"
 
 

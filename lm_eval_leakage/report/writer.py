@@ -17,7 +17,7 @@ from lm_eval_leakage.report.analysis import (
     subjects_of,
     summarise,
 )
-from lm_eval_leakage.report.columns import ITEM_COLUMNS, SUMMARY_COLUMNS, slug, summary_row
+from lm_eval_leakage.report.columns import ITEM_COLUMNS, SUMMARY_COLUMNS, file_slug, slug, summary_row
 from lm_eval_leakage.report.figure_data import bar_data, bar_series, case_data, sorted_for_figure
 from lm_eval_leakage.report.fonts import drawable, has_cjk_font
 from lm_eval_leakage.report.html_page import inline_svg, leaderboard_html
@@ -74,15 +74,18 @@ def _bar_figures(summaries: Sequence[Summary], subject_summaries: Sequence[Summa
 
 def _case_figures(analyses: Sequence[RunAnalysis], settings: Settings, folder: Path, formats: Sequence[str],
                   *, count: int, ids: Sequence[str]) -> list[Path]:
-    """Case plots of each run's top scenario-a items and of the items named by ``ids``."""
+    """Case plots of each run's top scenario-a items and of the items named by ``ids``, one file name each."""
     files: list[Path] = []
+    used: set[str] = set()
     for analysis in analyses:
         top_a = most_suspicious(analysis, scenario="a", count=count,
                                 keep_nonexchangeable=settings.keep_nonexchangeable)
         chosen = {r.item.doc_id: r for r in top_a}
         chosen |= {r.item.doc_id: r for r in analysis.items if r.item.item_id in ids}
         for r in chosen.values():
-            name = f"{slug(analysis.run.model)}__{slug(analysis.run.task)}__{slug(r.item.item_id)}"
+            name = f"{file_slug(analysis.run.model)}__{slug(analysis.run.task)}__{file_slug(r.item.item_id)}"
+            name = name if name not in used else f"{name}-doc{r.item.doc_id}"  # the same id on two docs
+            used.add(name)
             files += plots.save(plots.case_figure(case_data(analysis, r, settings)), folder / "cases" / name,
                                 formats)
     return files
@@ -110,6 +113,7 @@ def write_report(
     deltas: Sequence[float] = (),
     formats: Sequence[str] = ("png", "svg"),
     problems: Sequence[str] = (),
+    notes: Sequence[str] = (),
 ) -> ReportOutput:
     """Write every table and figure of the report under ``out``.
 
@@ -123,6 +127,7 @@ def write_report(
         deltas: Thresholds for the delta sweep (none: no sweep).
         formats: Figure formats.
         problems: Problems to list in the report (bad lines).
+        notes: Notes to list in ``leaderboard.md`` (``--subjects``, control items).
 
     Returns:
         The summaries and the files written.
@@ -138,7 +143,10 @@ def write_report(
     problems = list(problems) + [f"--case {i}: no run has an item with this id" for i in missing]
 
     files.append(write_csv(out / "leaderboard.csv", [summary_row(s) for s in summaries], SUMMARY_COLUMNS))
-    files.append(_write_text(out / "leaderboard.md", leaderboard_markdown(summaries, settings, problems)))
+    superseded = [f"{a.run.model} / {a.run.task}: {old} (replaced by the later run {a.run.samples_path})"
+                  for a in analyses for old in a.run.superseded]
+    board = leaderboard_markdown(summaries, settings, problems, notes, superseded)
+    files.append(_write_text(out / "leaderboard.md", board))
     files.append(write_csv(out / "subjects.csv", [summary_row(s) for s in subject_summaries], SUMMARY_COLUMNS))
     files.append(_write_text(out / "subjects.md", subjects_markdown(subject_summaries)))
     files.append(write_csv(out / "items.csv", item_rows(analyses, settings), ITEM_COLUMNS))
