@@ -15,8 +15,8 @@ import math
 
 import numpy as np
 import pytest
-from numpy.typing import NDArray
 from scipy import stats
+from support.simulation import N_ORDERINGS, NULLS, PERMS, K, null_scores
 
 from lm_eval_leakage.core.orderings import build_orderings
 from lm_eval_leakage.core.scenario_b import (
@@ -32,34 +32,7 @@ from lm_eval_leakage.core.scenario_b import (
     summarise_scenario_b,
 )
 
-PERMS = np.array(list(itertools.permutations(range(4))), dtype=np.int64)  # row 0 = identity
-N_ORDERINGS, K = PERMS.shape
-N_ITEMS = 20_000
 ALPHA = 0.05
-
-
-def _position_effects(rng: np.random.Generator, m: int, tau: float) -> NDArray[np.float64]:
-    """sum_p beta[perms[j, p], p] with beta ~ N(0, tau^2) per item, plus a random level."""
-    beta = rng.standard_normal((m, K, K)) * tau
-    effects = sum(beta[:, PERMS[:, p], p] for p in range(K))
-    return rng.normal(-60.0, 15.0, (m, 1)) + effects
-
-
-def _null_scores(kind: str, seed: int, m: int = N_ITEMS) -> NDArray[np.float64]:
-    rng = np.random.default_rng(seed)
-    if kind == "iid_normal":
-        return rng.standard_normal((m, N_ORDERINGS))
-    if kind == "iid_t3":
-        return rng.standard_t(3, (m, N_ORDERINGS))
-    noise = (
-        rng.standard_normal((m, N_ORDERINGS))
-        if kind.endswith("normal")
-        else (rng.standard_t(3, (m, N_ORDERINGS)))
-    )
-    return _position_effects(rng, m, tau=2.0) + noise
-
-
-NULLS = ["iid_normal", "iid_t3", "additive_normal", "additive_t3"]
 
 
 @pytest.mark.parametrize(
@@ -67,7 +40,7 @@ NULLS = ["iid_normal", "iid_t3", "additive_normal", "additive_t3"]
     [(kind, 100 + i, DEFAULT_METHOD) for i, kind in enumerate(NULLS)],
 )
 def test_mirror_null_is_calibrated(kind: str, seed: int, method: str) -> None:
-    result = scenario_b_pvalues(_null_scores(kind, seed), PERMS, method=method)
+    result = scenario_b_pvalues(null_scores(kind, seed), PERMS, method=method)
     assert result.null == "mirror" and result.method == method
     assert set(result.model) == {"intercept"}
     fpr = float(np.mean(result.pvalue < ALPHA))
@@ -85,25 +58,25 @@ def test_mirror_null_is_calibrated(kind: str, seed: int, method: str) -> None:
     ("kind", "seed", "method"), [("iid_normal", 200, DEFAULT_METHOD)]
 )
 def test_gaussian_null_is_exact_for_gaussian_errors(kind: str, seed: int, method: str) -> None:
-    result = scenario_b_pvalues(_null_scores(kind, seed), PERMS, method=method, null="gaussian", rng=7)
+    result = scenario_b_pvalues(null_scores(kind, seed), PERMS, method=method, null="gaussian", rng=7)
     fpr = float(np.mean(result.pvalue < ALPHA))
     assert abs(fpr - ALPHA) < 0.01, fpr
     # The p-values share one Monte Carlo table: compare the statistics with a fresh Gaussian
     # sample of the same design instead of testing the p-values against U(0, 1).
-    fresh = scenario_b_pvalues(_null_scores("iid_normal", seed + 50), PERMS, method=method, null="gaussian")
+    fresh = scenario_b_pvalues(null_scores("iid_normal", seed + 50), PERMS, method=method, null="gaussian")
     assert stats.ks_2samp(result.statistic, fresh.statistic).pvalue > 0.01
     assert stats.kstest(result.pvalue, "uniform").pvalue > 0.001
 
 
 def test_gaussian_null_is_optimistic_for_heavy_tails() -> None:
     """Why the mirror null is the default: t(3) errors flag about 15% at alpha = 0.05."""
-    result = scenario_b_pvalues(_null_scores("iid_t3", 202, m=10_000), PERMS, null="gaussian")
+    result = scenario_b_pvalues(null_scores("iid_t3", 202, m=10_000), PERMS, null="gaussian")
     assert np.mean(result.pvalue < ALPHA) > 0.10
 
 
 def test_studentised_max_is_calibrated_under_iid_mirror() -> None:
     method = "studentised_max"
-    result = scenario_b_pvalues(_null_scores("iid_t3", 203, m=10_000), PERMS, method=method)
+    result = scenario_b_pvalues(null_scores("iid_t3", 203, m=10_000), PERMS, method=method)
     assert abs(np.mean(result.pvalue < ALPHA) - ALPHA) < 0.01
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 from scipy import stats
+from support.simulation import N_ITEMS, N_ORDERINGS, NULLS, PERMS, K, null_scores, position_effects
 
 from lm_eval_leakage.core.scenario_b import (
     DEFAULT_METHOD,
@@ -32,9 +33,6 @@ from lm_eval_leakage.core.scenario_b import (
 from lm_eval_leakage.core.scenario_b import scenario_b_pvalues as production_pvalues
 from lm_eval_leakage.core.scenario_b_experimental import experimental_pvalues as scenario_b_pvalues
 
-PERMS = np.array(list(itertools.permutations(range(4))), dtype=np.int64)  # row 0 = identity
-N_ORDERINGS, K = PERMS.shape
-N_ITEMS = 20_000
 ALPHA = 0.05
 ADDITIVE = "additive_residual"
 
@@ -45,36 +43,12 @@ def _design_matrix(perms: NDArray[np.int64]) -> NDArray[np.float64]:
     return np.column_stack([np.ones(n), indicators]).astype(float)
 
 
-def _position_effects(rng: np.random.Generator, m: int, tau: float) -> NDArray[np.float64]:
-    """sum_p beta[perms[j, p], p] with beta ~ N(0, tau^2) per item, plus a random level."""
-    beta = rng.standard_normal((m, K, K)) * tau
-    effects = sum(beta[:, PERMS[:, p], p] for p in range(K))
-    return rng.normal(-60.0, 15.0, (m, 1)) + effects
-
-
-def _null_scores(kind: str, seed: int, m: int = N_ITEMS) -> NDArray[np.float64]:
-    rng = np.random.default_rng(seed)
-    if kind == "iid_normal":
-        return rng.standard_normal((m, N_ORDERINGS))
-    if kind == "iid_t3":
-        return rng.standard_t(3, (m, N_ORDERINGS))
-    noise = (
-        rng.standard_normal((m, N_ORDERINGS))
-        if kind.endswith("normal")
-        else (rng.standard_t(3, (m, N_ORDERINGS)))
-    )
-    return _position_effects(rng, m, tau=2.0) + noise
-
-
-NULLS = ["iid_normal", "iid_t3", "additive_normal", "additive_t3"]
-
-
 @pytest.mark.parametrize(
     ("kind", "seed", "method"),
     [(kind, 100 + i, ADDITIVE) for i, kind in enumerate(NULLS)],
 )
 def test_mirror_null_is_calibrated_for_the_additive_residual(kind: str, seed: int, method: str) -> None:
-    result = scenario_b_pvalues(_null_scores(kind, seed), PERMS, method=method)  # type: ignore[arg-type]
+    result = scenario_b_pvalues(null_scores(kind, seed), PERMS, method=method)  # type: ignore[arg-type]
     assert result.null == "mirror" and result.method == method
     assert set(result.model) == ({"additive"} if method == ADDITIVE else {"intercept"})
     fpr = float(np.mean(result.pvalue < ALPHA))
@@ -92,19 +66,19 @@ def test_mirror_null_is_calibrated_for_the_additive_residual(kind: str, seed: in
     ("kind", "seed", "method"), [("additive_normal", 201, ADDITIVE)]
 )
 def test_gaussian_null_is_exact_for_gaussian_errors(kind: str, seed: int, method: str) -> None:
-    result = scenario_b_pvalues(_null_scores(kind, seed), PERMS, method=method, null="gaussian", rng=7)  # type: ignore[arg-type]
+    result = scenario_b_pvalues(null_scores(kind, seed), PERMS, method=method, null="gaussian", rng=7)  # type: ignore[arg-type]
     fpr = float(np.mean(result.pvalue < ALPHA))
     assert abs(fpr - ALPHA) < 0.01, fpr
     # The p-values share one Monte Carlo table: compare the statistics with a fresh Gaussian
     # sample of the same design instead of testing the p-values against U(0, 1).
-    fresh = scenario_b_pvalues(_null_scores("iid_normal", seed + 50), PERMS, method=method, null="gaussian")  # type: ignore[arg-type]
+    fresh = scenario_b_pvalues(null_scores("iid_normal", seed + 50), PERMS, method=method, null="gaussian")  # type: ignore[arg-type]
     assert stats.ks_2samp(result.statistic, fresh.statistic).pvalue > 0.01
     assert stats.kstest(result.pvalue, "uniform").pvalue > 0.001
 
 
 @pytest.mark.parametrize("method", ["gap_ratio"])
 def test_raw_score_methods_are_calibrated_under_iid_mirror(method: str) -> None:
-    result = scenario_b_pvalues(_null_scores("iid_t3", 203, m=10_000), PERMS, method=method)
+    result = scenario_b_pvalues(null_scores("iid_t3", 203, m=10_000), PERMS, method=method)
     assert abs(np.mean(result.pvalue < ALPHA) - ALPHA) < 0.01
 
 
@@ -113,7 +87,7 @@ def test_planted_single_bump_is_detected_by_the_additive_residual(where: str, se
     """One ordering bumped by 6 noise sd on top of position effects: the additive residual's case."""
     rng = np.random.default_rng(seed)
     m, delta, share = N_ITEMS, 6.0, 0.1
-    scores = _position_effects(rng, m, tau=1.0) + rng.standard_normal((m, N_ORDERINGS))
+    scores = position_effects(rng, m, tau=1.0) + rng.standard_normal((m, N_ORDERINGS))
     leaked = rng.random(m) < share
     rows = np.zeros(m, dtype=int) if where == "original" else rng.integers(0, N_ORDERINGS, m)
     scores[leaked, rows[leaked]] += delta
@@ -129,7 +103,7 @@ def test_planted_single_bump_is_detected_by_the_additive_residual(where: str, se
 def test_statistic_matches_explicit_refit() -> None:
     """Closed-form deleted-pair statistic against a direct least-squares refit without a, b."""
     rng = np.random.default_rng(400)
-    scores = _position_effects(rng, 5, 1.0) + rng.standard_normal((5, N_ORDERINGS))
+    scores = position_effects(rng, 5, 1.0) + rng.standard_normal((5, N_ORDERINGS))
     result = scenario_b_pvalues(scores, PERMS, method=ADDITIVE, null="gaussian")
     x = _design_matrix(PERMS)
     hat = x @ np.linalg.pinv(x)
@@ -150,10 +124,10 @@ def test_statistic_matches_explicit_refit() -> None:
         assert result.outlier_ordering[item] == a
 
 
-def test_statistic_ignores_position_effects() -> None:
+def test_statistic_ignoresposition_effects() -> None:
     rng = np.random.default_rng(401)
     noise = rng.standard_normal((50, N_ORDERINGS))
-    shifted = noise + _position_effects(rng, 50, tau=25.0)
+    shifted = noise + position_effects(rng, 50, tau=25.0)
     base = scenario_b_pvalues(noise, PERMS, method=ADDITIVE, null="gaussian")
     moved = scenario_b_pvalues(shifted, PERMS, method=ADDITIVE, null="gaussian")
     np.testing.assert_allclose(moved.statistic, base.statistic, rtol=1e-7)
@@ -176,7 +150,7 @@ def test_summary_recovers_planted_rate_and_counts_exclusions() -> None:
     """Obvious leaks (30 sd) in 20% of items: excess = 0.2 * (1 - alpha) lies in the interval."""
     rng = np.random.default_rng(501)
     m, share = 5_000, 0.2
-    scores = _position_effects(rng, m, 1.0) + rng.standard_normal((m, N_ORDERINGS))
+    scores = position_effects(rng, m, 1.0) + rng.standard_normal((m, N_ORDERINGS))
     leaked = rng.random(m) < share
     scores[leaked, 0] += 30.0
     scores[:7] = 0.0  # excluded: all scores equal
@@ -195,7 +169,7 @@ def test_memorised_order_is_detected_by_the_default_not_the_additive_residual() 
     not move), while the studentised maximum, the default, finds the leaked items."""
     rng = np.random.default_rng(302)
     m, share, gain = N_ITEMS, 0.1, 3.0
-    clean = _position_effects(rng, m, tau=0.5) + rng.standard_normal((m, N_ORDERINGS))
+    clean = position_effects(rng, m, tau=0.5) + rng.standard_normal((m, N_ORDERINGS))
     leaked = rng.random(m) < share
     trained = rng.integers(0, N_ORDERINGS, m)  # the ordering each leaked item was trained in
     in_own_slot = PERMS[None, :, :] == PERMS[trained][:, None, :]  # (m, orderings, slots)

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 import pytest
+from support.data import fake_records
 
 from lm_eval_leakage.core.templates import render
 from lm_eval_leakage.validation import offline
@@ -23,18 +24,6 @@ from lm_eval_leakage.validation.offline import MMLU_EXPECTED_ROWS, ensure_offlin
 pytestmark = pytest.mark.slow
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def fake_records(n: int) -> list[dict]:
-    return [
-        {
-            "question": f"Question number {i} " + "word " * (i % 7),
-            "subject": "anatomy",
-            "choices": [f"alpha {i}", f"beta {i}", f"gamma {i}", f"delta {i}"],
-            "answer": i % 4,
-        }
-        for i in range(n)
-    ]
 
 
 def test_quick_configuration_end_to_end(tmp_path: Path) -> None:

@@ -51,3 +51,16 @@ CUSTOM_RECORDS = [
     {"id": "q1", "question": "Pick the prime.", "options": ["4", "6", "7"], "subject": "math"},
     {"id": "q2", "question": "Pick the colour.", "options": ["red", "dog", "cat", "sun", "tree"]},
 ]
+
+
+def fake_records(n: int) -> list[dict]:
+    """``n`` distinct MMLU-schema items (one subject) for the validation tests."""
+    return [
+        {
+            "question": f"Question number {i} " + "word " * (i % 7),
+            "subject": "anatomy",
+            "choices": [f"alpha {i}", f"beta {i}", f"gamma {i}", f"delta {i}"],
+            "answer": i % 4,
+        }
+        for i in range(n)
+    ]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.data import fake_records
 
 from lm_eval_leakage.benchmarks.schemas import BENCHMARKS
 from lm_eval_leakage.core.templates import render
@@ -31,18 +32,6 @@ ITEM = BENCHMARKS["mmlu"].to_item(
     },
     0,
 )
-
-
-def fake_records(n: int) -> list[dict]:
-    return [
-        {
-            "question": f"Question number {i} " + "word " * (i % 7),
-            "subject": "anatomy",
-            "choices": [f"alpha {i}", f"beta {i}", f"gamma {i}", f"delta {i}"],
-            "answer": i % 4,
-        }
-        for i in range(n)
-    ]
 
 
 def words(text: str) -> int:
