@@ -21,6 +21,9 @@ from typing import Any
 
 logger = logging.getLogger("lm_eval_leakage")
 
+BYTE_BOUND_MARGIN = 4
+"""Tokens a tokenizer may add beyond one per byte (a SentencePiece word-start piece, say)."""
+
 
 @dataclass(frozen=True)
 class ContextWindow:
@@ -47,6 +50,9 @@ class ContextWindow:
         Requests are split as lm-eval's ``hf`` backend splits them: trailing whitespace of the
         context moves to the continuation, the pair is encoded whole and the context's tokens cut off.
         """
+        longest = max(len((context + block).encode("utf-8")) for block in blocks)
+        if longest + BYTE_BOUND_MARGIN + int(self.add_bos) <= self.max_length:
+            return ""  # a token covers at least one byte: it fits without tokenizing anything
         context_len, *wholes = self.lengths([context.rstrip(), *(context + block for block in blocks)])
         lengths = [whole - context_len for whole in wholes]
         if max(lengths) > self.max_length:
