@@ -89,7 +89,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("leak_b_cal_hi", _cal("excess_high"), False, "upper end of the same interval", "at least 0"),
     Column("leak_b_cal_p", _cal("pvalue"), True, "one-sided p-value of `leak_b_cal > 0.05`", "uniform"),
     Column("n_excluded", lambda f: f.n_excluded, False,
-           "items with a non-finite score (model returned NaN/-inf) or all scores equal: left out of every figure",
+           "items left out of every figure: a non-finite score (model returned NaN/-inf), all scores equal, or "
+           "too long for the model's window",
            "0"),
     Column("n_nonexch", lambda f: f.n_nonexch, False,
            "items whose option order is fixed by content (guard below): left out of the scenario-a rows", "-"),
