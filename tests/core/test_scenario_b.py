@@ -10,13 +10,22 @@ statistics are tested in ``test_scenario_b_experimental.py``.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 
 import numpy as np
 import pytest
 from scipy import stats
-from support.simulation import N_ORDERINGS, NULLS, PERMS, K, null_scores
+from support.simulation import (
+    N_ORDERINGS,
+    NULLS,
+    PERMS,
+    K,
+    check_gaussian_null,
+    check_mirror_null,
+    null_scores,
+)
 
 from lm_eval_leakage.core.orderings import build_orderings
 from lm_eval_leakage.core.scenario_b import (
@@ -43,29 +52,14 @@ def test_mirror_null_is_calibrated(kind: str, seed: int, method: str) -> None:
     result = scenario_b_pvalues(null_scores(kind, seed), PERMS, method=method)
     assert result.null == "mirror" and result.method == method
     assert set(result.model) == {"intercept"}
-    fpr = float(np.mean(result.pvalue < ALPHA))
-    assert abs(fpr - ALPHA) < 0.01, fpr
-    # Uniform p-values <=> T+ and the decoys T- share one law. A one-sample KS test of the
-    # p-values would be too strict: they share one decoy sample, which adds about 60% to the
-    # variance of their empirical CDF (150 seeds: 15% of one-sample KS p-values < 0.01, while
-    # the two-sample test below gave 0% < 0.01 and 5.3% < 0.05).
-    assert stats.ks_2samp(result.statistic, result.decoy).pvalue > 0.01
-    deciles = np.histogram(result.pvalue, bins=10, range=(0.0, 1.0))[0] / len(result.pvalue)
-    assert np.all(np.abs(deciles - 0.1) < 0.01), deciles  # about 3.5 sd of a decile share
+    check_mirror_null(result, ALPHA)
 
 
 @pytest.mark.parametrize(
     ("kind", "seed", "method"), [("iid_normal", 200, DEFAULT_METHOD)]
 )
 def test_gaussian_null_is_exact_for_gaussian_errors(kind: str, seed: int, method: str) -> None:
-    result = scenario_b_pvalues(null_scores(kind, seed), PERMS, method=method, null="gaussian", rng=7)
-    fpr = float(np.mean(result.pvalue < ALPHA))
-    assert abs(fpr - ALPHA) < 0.01, fpr
-    # The p-values share one Monte Carlo table: compare the statistics with a fresh Gaussian
-    # sample of the same design instead of testing the p-values against U(0, 1).
-    fresh = scenario_b_pvalues(null_scores("iid_normal", seed + 50), PERMS, method=method, null="gaussian")
-    assert stats.ks_2samp(result.statistic, fresh.statistic).pvalue > 0.01
-    assert stats.kstest(result.pvalue, "uniform").pvalue > 0.001
+    check_gaussian_null(functools.partial(scenario_b_pvalues, method=method), kind, seed, ALPHA)
 
 
 def test_gaussian_null_is_optimistic_for_heavy_tails() -> None:
