@@ -1,17 +1,24 @@
-"""Make lm-eval see the ``leak_*`` tasks with no ``--include_path``.
+"""Make lm-eval see the ``leak_*`` tasks and the ``hf-prefix`` model with no extra flag.
 
-lm-eval 0.4.13 has no plugin mechanism for tasks (an ``lm_eval.tasks`` entry-point group is
-proposed upstream; ``pyproject.toml`` declares it for when it lands). Until then this bridge adds
-the package's task folder to every ``TaskManager``'s ``include_path``:
+``pyproject.toml`` declares both plugins the way lm-eval's entry-point groups expect them: the
+``lm_eval.tasks`` entry point names the package ``lm_eval_leakage.tasks``, whose own folder holds
+the task YAMLs, and the ``lm_eval.models`` entry point names ``hf-prefix``'s class. An lm-eval that
+reads these groups needs nothing else. lm-eval 0.4.13 reads neither, so this bridge stands in for
+it, and stands aside wherever the installed lm-eval does the job itself:
 
 * ``lm_eval_leakage.pth`` in site-packages runs :func:`install` at interpreter start. It only
   reads one environment variable and puts a finder on ``sys.meta_path``; nothing is imported.
 * When (and only when) ``lm_eval.tasks.manager`` is imported, the finder wraps its loader so that,
-  right after the module executes, ``TaskManager.__init__`` is wrapped to append the task folder.
-  Likewise, right after ``lm_eval.models`` (lm-eval's list of model names) executes, the
-  ``hf-prefix`` model is added to it as a lazy placeholder (``lm_eval_leakage.harness.prefix_model``, only
-  imported when a run asks for it). The finder removes itself once both are done. This covers ``lm_eval``, ``python -m lm_eval``, ``accelerate launch -m
-  lm_eval``, ``lm-eval ls/validate`` and ``simple_evaluate``, since all build a ``TaskManager``.
+  right after the module executes, ``TaskManager.__init__`` is wrapped to append the task folder
+  to ``include_path``, unless a probe shows that this ``TaskManager`` already indexes the task
+  folder on its own (:func:`indexes_task_plugins`: a manager built with no default tasks and no
+  include path finds ``leak_*`` tasks), in which case the folder is not added a second time.
+* Likewise, right after ``lm_eval.models`` (lm-eval's list of model names) executes, ``hf-prefix``
+  is added to the model registry as a lazy placeholder (``lm_eval_leakage.harness.prefix_model``,
+  only imported when a run asks for it), unless lm-eval's registry loads model plugins itself
+  (:func:`loads_model_plugins`). The finder removes itself once both are done. This covers
+  ``lm_eval``, ``python -m lm_eval``, ``accelerate launch -m lm_eval``, ``lm-eval ls/validate`` and
+  ``simple_evaluate``, since all build a ``TaskManager``.
 
 Switch it off with ``LM_EVAL_LEAKAGE_AUTOLOAD=0`` and pass
 ``--include_path "$(python -m lm_eval_leakage tasks-dir)"`` instead.
@@ -22,6 +29,7 @@ from __future__ import annotations
 import functools
 import importlib.abc
 import importlib.machinery
+import logging
 import os
 import sys
 from pathlib import Path
@@ -34,7 +42,8 @@ _MODELS = "lm_eval.models"
 _PATCHED = "_lm_eval_leakage_patched"
 PREFIX_MODEL = "hf-prefix"
 """``--model`` name of :class:`lm_eval_leakage.harness.prefix_model.PrefixSharingHFLM`."""
-_PREFIX_MODEL_TARGET = "lm_eval_leakage.harness.prefix_model:PrefixSharingHFLM"
+PREFIX_MODEL_TARGET = "lm_eval_leakage.harness.prefix_model:PrefixSharingHFLM"
+"""Its ``module:object`` path, as the ``lm_eval.models`` entry point in ``pyproject.toml`` gives it."""
 
 
 def tasks_dir() -> Path:
@@ -58,8 +67,37 @@ def _with_our_tasks(include_path: Any) -> Any:
     return [*paths, str(ours)]
 
 
+def _is_ours(name: str) -> bool:
+    return name.startswith("leak_")
+
+
+def indexes_task_plugins(cls: type, init: Any) -> bool:
+    """Whether ``cls`` finds this package's tasks with no ``include_path`` (plugin discovery).
+
+    Builds one bare instance with ``init`` (the unwrapped ``__init__``), no default tasks and no
+    include path, and looks for ``leak_*`` names in its index. lm-eval 0.4.13's manager indexes
+    nothing then; one that reads the ``lm_eval.tasks`` entry points indexes our folder. The answer
+    is kept per class, so the probe runs once per process.
+    """
+    cached = getattr(cls, "_lm_eval_leakage_plugin_aware", None)
+    if cached is None:
+        probe = cls.__new__(cls)
+        try:
+            init(probe, include_defaults=False)
+            cached = any(_is_ours(name) for name in probe.all_tasks)
+        except TypeError as error:  # no include_defaults argument: not a manager this probe knows
+            logging.getLogger(__name__).debug("task-plugin probe of %s failed (%s); adding the task folder", cls, error)
+            cached = False
+        cls._lm_eval_leakage_plugin_aware = cached
+    return bool(cached)
+
+
 def patch_task_manager(module: ModuleType) -> None:
-    """Wrap ``module.TaskManager.__init__`` so every instance also indexes our task folder."""
+    """Wrap ``module.TaskManager.__init__`` so every instance also indexes our task folder.
+
+    Nothing is added when the manager already discovers the folder through the ``lm_eval.tasks``
+    entry point (:func:`indexes_task_plugins`), so no task is indexed twice.
+    """
     cls = module.TaskManager
     if getattr(cls.__init__, _PATCHED, False):
         return
@@ -67,22 +105,38 @@ def patch_task_manager(module: ModuleType) -> None:
 
     @functools.wraps(original)
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        if len(args) >= 2:  # include_path passed positionally (verbosity, include_path, ...)
-            args = (args[0], _with_our_tasks(args[1]), *args[2:])
-        else:
-            kwargs["include_path"] = _with_our_tasks(kwargs.get("include_path"))
+        if not indexes_task_plugins(cls, original):
+            if len(args) >= 2:  # include_path passed positionally (verbosity, include_path, ...)
+                args = (args[0], _with_our_tasks(args[1]), *args[2:])
+            else:
+                kwargs["include_path"] = _with_our_tasks(kwargs.get("include_path"))
         original(self, *args, **kwargs)
 
     setattr(__init__, _PATCHED, True)
     cls.__init__ = __init__
 
 
-def register_models(module: ModuleType) -> None:
-    """Add ``hf-prefix`` to lm-eval's model registry, lazily (after ``lm_eval.models`` ran)."""
-    from lm_eval.api.registry import model_registry
+def loads_model_plugins(registry_module: ModuleType) -> bool:
+    """Whether lm-eval's registry loads ``lm_eval.models`` entry points itself.
 
-    if PREFIX_MODEL not in model_registry:
-        model_registry.register(PREFIX_MODEL, target=_PREFIX_MODEL_TARGET)
+    Detected by the capability, not a version: the registry module offers a plugin loader
+    (``load_plugins``), which resolves ``--model`` names from the installed packages' entry points.
+    """
+    return callable(getattr(registry_module, "load_plugins", None))
+
+
+def register_models(module: ModuleType) -> None:
+    """Add ``hf-prefix`` to lm-eval's model registry, lazily (after ``lm_eval.models`` ran).
+
+    Stands aside when the registry loads model plugins itself: the ``lm_eval.models`` entry point
+    in ``pyproject.toml`` then names the same class.
+    """
+    from lm_eval.api import registry
+
+    if loads_model_plugins(registry):
+        return
+    if PREFIX_MODEL not in registry.model_registry:
+        registry.model_registry.register(PREFIX_MODEL, target=PREFIX_MODEL_TARGET)
 
 
 _HOOKS = {_TASKS: patch_task_manager, _MODELS: register_models}
