@@ -106,8 +106,13 @@ class ItemRecord:
         """Why the item is left out of every figure (``"scored"`` when it is not)."""
         return item_statistics.STATUS_REASONS[self.stats.status]
 
-    def in_scenario_a(self, keep_nonexchangeable: bool | None = None) -> bool:
-        """Whether the item counts in the scenario-a figures (usable scores, exchangeable options)."""
+    def passes_guard(self, keep_nonexchangeable: bool | None = None) -> bool:
+        """Whether the item counts in the figures whose null assumes exchangeable options.
+
+        Those are scenario a's and the calibrated scenario-b ones; the item needs usable scores
+        and options the guard found exchangeable (or the run keeps non-exchangeable items).
+        Algorithm 2's rate counts every usable item, as the paper does.
+        """
         keep = self.keep_nonexchangeable if keep_nonexchangeable is None else keep_nonexchangeable
         return self.ok and (self.exchangeable or keep)
 
@@ -225,22 +230,24 @@ class RunFigures:
     """Dataset-level figures of a run's observed items (or of a subset of them).
 
     Attributes:
-        n_items: Observed items with usable scores (the scenario-b figures count these).
+        n_items: Observed items with usable scores (Algorithm 2's rate counts these).
         n_excluded: Items of the run, either role, with unusable scores.
         n_nonexch: Usable observed items whose options the guard found non-exchangeable.
         scenario_a: Algorithm 1's rate, chance level, exact p-value and excess with its interval,
-            over the items in scenario a (``ItemRecord.in_scenario_a``).
+            over the items that pass the exchangeability guard (``ItemRecord.passes_guard``).
         scenario_a_interval: 95% Wilson interval of Algorithm 1's rate.
         rank: The mean-rank test over the same items.
         orig_z: Mean z-score of the original ordering over the same items (NaN when none).
         orig_p: Mean permutation p-value of the original over the same items.
         gap_ratio: Mean gap ratio over the same items.
         reference_rule: Algorithm 2 over the usable items the rule ran on.
-        calibrated: The calibrated scenario-b summary (``None`` when no item has a p-value).
+        calibrated: The calibrated scenario-b summary over the items that pass the guard (``None``
+            when no item has a p-value).
         b_null: The null behind the calibrated p-values (``"none"`` when nothing was pooled).
         b_n_reference: Size of the smallest null sample behind them.
         b_pvalues: Calibrated p-value of every record passed to :func:`summarise` (pooled within
-            its role; NaN where the item has none), in the order given, whatever the subset.
+            its role; NaN where the item has none or the guard leaves it out), in the order given,
+            whatever the subset.
         vs_control: Observed minus control, when the run has control items.
     """
 
@@ -267,9 +274,13 @@ def _mean(values: Sequence[float]) -> float:
 
 
 def _pooled_pvalues(records: Sequence[ItemRecord], settings: Settings) -> tuple[np.ndarray, str, int]:
-    """Calibrated p-values of ``records`` (one role), their null pooled over all of them."""
+    """Calibrated p-values of ``records`` (one role), their null pooled over those that pass the guard.
+
+    Items the guard leaves out get NaN: their option order is fixed by content, so neither their
+    own statistic nor their mirror belongs to a null that assumes exchangeable options.
+    """
     pvalues = np.full(len(records), np.nan)
-    usable = [i for i, r in enumerate(records) if r.ok]
+    usable = [i for i, r in enumerate(records) if r.passes_guard(settings.keep_nonexchangeable)]
     if not usable:
         return pvalues, "none", 0
     chosen = [records[i] for i in usable]
@@ -303,7 +314,7 @@ def _reference_rule(records: Sequence[ItemRecord], delta: float | None) -> Refer
 def _compare(observed: Sequence[ItemRecord], control: Sequence[ItemRecord], summaries: dict[Role, Any],
              settings: Settings) -> ControlComparison:
     keep = settings.keep_nonexchangeable
-    in_a = {role: [r for r in group if r.in_scenario_a(keep)] for role, group in
+    in_a = {role: [r for r in group if r.passes_guard(keep)] for role, group in
             (("observed", observed), ("control", control))}
     counts = []
     for role in ("observed", "control"):
@@ -347,13 +358,15 @@ def summarise(
             nulls[role] = (null, n_reference)
     picked = {role: [i for i, r in enumerate(records) if chosen[i] and r.role == role and r.ok]
               for role in ("observed", "control")}
+    guarded = {role: [i for i in index if records[i].passes_guard(settings.keep_nonexchangeable)]
+               for role, index in picked.items()}
     null, n_reference = nulls.get("observed", ("none", 0))
     summaries: dict[Role, Any] = {
         role: _calibrated_summary(pvalues[index], *nulls.get(role, ("none", 0)), settings.alpha)
-        for role, index in picked.items()
+        for role, index in guarded.items()
     }
     observed = [records[i] for i in picked["observed"]]
-    in_a = [r for r in observed if r.in_scenario_a(settings.keep_nonexchangeable)]
+    in_a = [r for r in observed if r.passes_guard(settings.keep_nonexchangeable)]
     n_orderings = np.array([r.n_orderings for r in in_a], dtype=np.int64)
     first = [r.stats.original_first for r in in_a]
     control = [records[i] for i in picked["control"]]

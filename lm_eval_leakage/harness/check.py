@@ -36,7 +36,7 @@ def summary_line(task: str, docs: list[dict[str, Any]]) -> str:
     requests = sum(1 if d.get("unscored_reason") else len(d["perms"]) for d in docs)
     return (f"{task}: {len(observed)} item(s), {len(docs) - len(observed)} control item(s), {requests:,} requests; "
             f"{sum(not d['exchangeable'] for d in observed)} with order-bound options (left out of scenario a "
-            f"unless keep_nonexchangeable), {sum(bool(d.get('unscored_reason')) for d in docs)} too long for the "
+            f"and leak_b_cal unless keep_nonexchangeable), {sum(bool(d.get('unscored_reason')) for d in docs)} too long for the "
             "model's window")
 
 

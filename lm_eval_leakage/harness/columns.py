@@ -80,8 +80,8 @@ COLUMNS: tuple[Column, ...] = (
            "fraction flagged by the paper's Algorithm 2: IsolationForest (100 trees, seed 42) score of the best "
            "ordering `< delta`, `delta` = -0.20 for 4 options, -0.25 for 5+", "0.2-0.5: uncalibrated"),
     Column("leak_b_cal", _cal("flagged_fraction"), False,
-           "fraction whose best ordering stands out (studentised maximum over the orderings) beyond what unseen "
-           "items allow at `alpha = 0.05` (calibrated detector, below)", "0.05"),
+           "fraction of the items that pass the guard whose best ordering stands out (studentised maximum over the "
+           "orderings) beyond what unseen items allow at `alpha = 0.05` (calibrated detector, below)", "0.05"),
     Column("leak_b_cal_excess", _cal("excess"), False, "`leak_b_cal - 0.05`", "0"),
     Column("leak_b_cal_lo", _cal("excess_low"), False,
            "lower end of the 95% interval of `leak_b_cal_excess` (Newcombe, counting the null's own error)",
@@ -93,7 +93,7 @@ COLUMNS: tuple[Column, ...] = (
            "too long for the model's window",
            "0"),
     Column("n_nonexch", lambda f: f.n_nonexch, False,
-           "items whose option order is fixed by content (guard below): left out of the scenario-a rows", "-"),
+           "items whose option order is fixed by content (guard below): left out of the scenario-a and `leak_b_cal` rows", "-"),
     *(
         Column(f"{name}{end}", _vs_control(name.removesuffix("_vs_control"), part), higher, formula, zero,
                control_only=True)

@@ -125,7 +125,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("sample_seed", _int, 0, "0", "seed of that sample"),
     Option("skip_invalid", _bool, False, "false", "skip invalid items (their count is logged) instead of stopping"),
     Option("delta", _float, None, "per item", "threshold of the paper's Algorithm 2"),
-    Option("keep_nonexchangeable", _bool, False, "false", "keep guarded items in the scenario-a rows"),
+    Option("keep_nonexchangeable", _bool, False, "false", "keep guarded items in the scenario-a and `leak_b_cal` rows"),
     Option("control_seed", _int, 0, "0", "seed of the control set's donor assignment (`_control` tasks)"),
     Option("reference_rule", _bool, True, "true",
            "compute `leak_b` (scikit-learn's IsolationForest, 0.1-0.5 s CPU per item)"),

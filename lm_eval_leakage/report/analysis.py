@@ -111,9 +111,9 @@ class ItemResult:
         """Algorithm 2's flag with ``delta`` (default: the threshold the run used)."""
         return self.record.flag_b(delta)
 
-    def in_scenario_a(self, keep_nonexchangeable: bool | None = None) -> bool:
-        """Whether the item counts in the scenario-a figures (usable scores, exchangeable options)."""
-        return self.record.in_scenario_a(keep_nonexchangeable)
+    def passes_guard(self, keep_nonexchangeable: bool | None = None) -> bool:
+        """Whether the item counts in scenario a and the calibrated scenario b (``ItemRecord.passes_guard``)."""
+        return self.record.passes_guard(keep_nonexchangeable)
 
 
 @dataclass(frozen=True)
@@ -166,7 +166,8 @@ class Summary:
         subject: The subject, or ``""`` for the whole run.
         n_items: Items with usable scores (the scenario-b figures count these).
         n_excluded: Items with unusable scores (constant or non-finite, fewer than two orderings).
-        n_nonexch: Usable items left out of scenario a by the exchangeability guard.
+        n_nonexch: Usable items the exchangeability guard leaves out of scenario a and the calibrated
+            scenario b.
         bad_lines: Unreadable samples lines of the run (the summary covers the rest).
         leak_a_n: Items in the scenario-a figures.
         leak_a: Algorithm 1 flagged fraction (the original ordering scores highest; ties count);
@@ -326,16 +327,14 @@ def most_suspicious(
     count: int,
     keep_nonexchangeable: bool | None = None,
 ) -> list[ItemResult]:
-    """The observed items that look most leaked.
+    """The observed items that look most leaked, among those that pass the exchangeability guard.
 
-    Scenario a: highest z-score of the original ordering (flagged items have it first), among the
-    items the scenario-a figures count (see :meth:`ItemResult.in_scenario_a`).
+    Scenario a: highest z-score of the original ordering (flagged items have it first).
     Scenario b: lowest calibrated p-value, then largest ``T+`` (the standout ordering, whichever
     it is, beats what the other orderings predict).
     """
-    kept = [r for r in analysis.items if r.observed and r.stats.ok]
+    kept = [r for r in analysis.items if r.observed and r.passes_guard(keep_nonexchangeable)]
     if scenario == "a":
-        kept = [r for r in kept if r.in_scenario_a(keep_nonexchangeable)]
         return sorted(kept, key=lambda r: (-r.stats.zscore, r.stats.rank))[:count]
     return sorted(kept, key=lambda r: (_nan_last(r.cal_pvalue), _nan_last(-r.cal_statistic)))[:count]
 

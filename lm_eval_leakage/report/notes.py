@@ -60,7 +60,7 @@ def control_notes(analyses: Sequence[RunAnalysis], settings: Settings) -> list[s
         missing = [n for n in CONTROL_FIGURES if math.isnan(getattr(figures.vs_control, n).difference)]
         if missing:
             keep = settings.keep_nonexchangeable
-            in_a = {role: sum(r.role == role and r.in_scenario_a(keep) for r in analysis.records)
+            in_a = {role: sum(r.role == role and r.passes_guard(keep) for r in analysis.records)
                     for role in ("observed", "control")}
             notes.append(f"{run.model} / {run.task}: observed minus control is n/a (NaN) for "
                          f"{', '.join(missing)}: too few usable items ({in_a['observed']} observed and "

@@ -119,7 +119,7 @@ def _item_line(r: ItemResult, settings: Settings) -> str:
     item, st = r.item, r.stats
     flags = [
         f"a: {'yes' if st.original_first else 'no'}"
-        + ("" if r.in_scenario_a(settings.keep_nonexchangeable)
+        + ("" if r.passes_guard(settings.keep_nonexchangeable)
            else " (not counted: options not exchangeable)"),
         f"b: {'yes' if r.flag_b(settings.delta) else 'no'}" if not math.isnan(r.isolation) else "b: off",
         f"b cal.: {'yes' if r.cal_pvalue < settings.alpha else 'no'}",

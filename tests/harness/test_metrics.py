@@ -59,15 +59,25 @@ def test_process_results_record_for_one_item() -> None:
     assert math.isnan(aggregate(rows, "leak_b"))
 
 
-def test_nonexchangeable_items_leave_scenario_a_only() -> None:
-    scores = np.random.default_rng(0).normal(size=24)
-    doc = _doc(list("abcd"), exchangeable=False)
-    rows = [process_results(doc, _results(scores))]
-    assert math.isnan(aggregate(rows, "leak_a")) and math.isnan(aggregate(rows, "orig_rank"))
+def test_nonexchangeable_items_leave_every_figure_whose_null_assumes_exchangeable_options() -> None:
+    """A guarded item whose best ordering towers over the rest flags nothing but the paper's rule."""
+    rng = np.random.default_rng(0)
+    standout = rng.normal(size=24)
+    standout[5] += 12.0  # e.g. sorted numbers: one ordering reads naturally
+    guarded = _doc(list("abcd"), exchangeable=False)
+    clean = [rng.normal(size=24) for _ in range(7)]
+    rows = [process_results(guarded, _results(standout))] + [
+        process_results(_doc(list("abcd")), _results(scores)) for scores in clean]
     assert aggregate(rows, "n_nonexch") == 1
-    assert aggregate(rows, "leak_b") in (0.0, 1.0) and math.isfinite(aggregate(rows, "leak_b_cal_p"))
-    kept = [process_results(doc | {"keep_nonexchangeable": True}, _results(scores))]
+    assert ItemRecord.from_json(rows[0]["leak_b"]).flag_b()  # the paper's rule counts it, and flags it
+    assert aggregate(rows, "leak_b") == sum(ItemRecord.from_json(r["leak_b"]).flag_b() for r in rows) / 8
+    assert aggregate(rows, "leak_b_cal") == 0.0  # the guarded item is not among the 7 counted
+    only_guarded = rows[:1]
+    assert math.isnan(aggregate(only_guarded, "leak_a")) and math.isnan(aggregate(only_guarded, "orig_rank"))
+    assert math.isnan(aggregate(only_guarded, "leak_b_cal")) and math.isnan(aggregate(only_guarded, "leak_b_cal_p"))
+    kept = [process_results(guarded | {"keep_nonexchangeable": True}, _results(standout))]
     assert aggregate(kept, "leak_a") in (0.0, 1.0) and aggregate(kept, "n_nonexch") == 1
+    assert aggregate(kept, "leak_b_cal") == 1.0
 
 
 def test_unusable_scores_are_excluded_and_counted() -> None:
