@@ -33,6 +33,7 @@ import numpy as np
 
 from lm_eval_leakage.core import intervals, item_statistics, scenario_b
 from lm_eval_leakage.core import scenario_a as scenario_a_test
+from lm_eval_leakage.core import verdict as verdict_rule
 from lm_eval_leakage.core.reference_rule import default_delta, isolation_score
 
 Role = Literal["observed", "control"]
@@ -216,15 +217,6 @@ class ReferenceRule:
     interval: tuple[float, float]
 
 
-@dataclass(frozen=True)
-class ControlComparison:
-    """Observed minus control (``intervals.Difference``, each with its 95% interval)."""
-
-    leak_a: intervals.Difference
-    orig_rank: intervals.Difference
-    leak_b_cal: intervals.Difference
-
-
 @dataclass(frozen=True, eq=False)
 class RunFigures:
     """Dataset-level figures of a run's observed items (or of a subset of them).
@@ -249,6 +241,8 @@ class RunFigures:
             its role; NaN where the item has none or the guard leaves it out), in the order given,
             whatever the subset.
         vs_control: Observed minus control, when the run has control items.
+        verdict: The verdict in words against the control floor, or chance without control items
+            (``core.verdict``).
     """
 
     n_items: int
@@ -265,7 +259,8 @@ class RunFigures:
     b_null: str
     b_n_reference: int
     b_pvalues: np.ndarray
-    vs_control: ControlComparison | None
+    vs_control: verdict_rule.ControlComparison | None
+    verdict: verdict_rule.Verdict
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -311,23 +306,22 @@ def _reference_rule(records: Sequence[ItemRecord], delta: float | None) -> Refer
                          intervals.wilson_interval(flagged, len(ran)))
 
 
-def _compare(observed: Sequence[ItemRecord], control: Sequence[ItemRecord], summaries: dict[Role, Any],
-             settings: Settings) -> ControlComparison:
-    keep = settings.keep_nonexchangeable
-    in_a = {role: [r for r in group if r.passes_guard(keep)] for role, group in
-            (("observed", observed), ("control", control))}
-    counts = []
-    for role in ("observed", "control"):
-        summary = summaries[role]
-        counts += [0, 0] if summary is None else [summary.n_flagged, summary.n_valid]
-    return ControlComparison(
-        leak_a=intervals.proportion_difference(
-            sum(r.stats.original_first for r in in_a["observed"]), len(in_a["observed"]),
-            sum(r.stats.original_first for r in in_a["control"]), len(in_a["control"])),
-        orig_rank=intervals.mean_difference([r.stats.rank for r in in_a["observed"]],
-                                        [r.stats.rank for r in in_a["control"]]),
-        leak_b_cal=intervals.proportion_difference(*counts),
-    )
+def _flagged(summary: Any) -> tuple[int, int]:
+    return (0, 0) if summary is None else (summary.n_flagged, summary.n_valid)
+
+
+def _floor(in_a: Sequence[ItemRecord], control: Sequence[ItemRecord] | None, summaries: dict[Role, Any],
+           settings: Settings) -> tuple[verdict_rule.ControlComparison | None, verdict_rule.Verdict]:
+    """Observed minus control (when the run has control items) and the verdict against the floor."""
+    observed = verdict_rule.Figures([r.stats.original_first for r in in_a], [r.stats.rank for r in in_a],
+                                    _flagged(summaries["observed"]))
+    if control is None:
+        return None, verdict_rule.decide(observed, [r.n_orderings for r in in_a], alpha=settings.alpha)
+    c_in_a = [r for r in control if r.passes_guard(settings.keep_nonexchangeable)]
+    floor = verdict_rule.Figures([r.stats.original_first for r in c_in_a], [r.stats.rank for r in c_in_a],
+                                 _flagged(summaries["control"]))
+    return (verdict_rule.compare_with_control(observed, floor),
+            verdict_rule.decide(observed, [r.n_orderings for r in in_a], alpha=settings.alpha, control=floor))
 
 
 def summarise(
@@ -370,6 +364,8 @@ def summarise(
     n_orderings = np.array([r.n_orderings for r in in_a], dtype=np.int64)
     first = [r.stats.original_first for r in in_a]
     control = [records[i] for i in picked["control"]]
+    vs_control, verdict = _floor(in_a, control if any(r.role == "control" for r in records) else None,
+                                 summaries, settings)
     return RunFigures(
         n_items=len(observed),
         n_excluded=sum(chosen[i] and not r.ok for i, r in enumerate(records)),
@@ -385,6 +381,6 @@ def summarise(
         b_null=null,
         b_n_reference=n_reference,
         b_pvalues=pvalues,
-        vs_control=_compare(observed, control, summaries, settings) if any(
-            r.role == "control" for r in records) else None,
+        vs_control=vs_control,
+        verdict=verdict,
     )

@@ -208,6 +208,12 @@ class Summary:
         leak_b_cal_p: One-sided p-value of the fraction above ``leak_b_cal_alpha``; lm-eval's
             ``leak_b_cal_p``.
         leak_b_cal_null: The null behind the item p-values (``mirror`` or ``gaussian``).
+        leak_a_vs_control: ``leak_a`` observed minus control (NaN without control items), with
+            ``leak_a_vs_control_lo`` and ``_hi``, its 95% interval; lm-eval's columns of the same names.
+        orig_rank_vs_control: ``orig_rank`` observed minus control, with ``_lo`` and ``_hi``.
+        leak_b_cal_vs_control: ``leak_b_cal`` observed minus control, with ``_lo`` and ``_hi``.
+        verdict: The verdict in words against the control floor, or chance without control items
+            (``core.verdict``: each figure's lift over the floor, Bonferroni over the three).
     """
 
     model: str
@@ -247,6 +253,16 @@ class Summary:
     leak_b_cal_hi: float
     leak_b_cal_p: float
     leak_b_cal_null: str
+    leak_a_vs_control: float
+    leak_a_vs_control_lo: float
+    leak_a_vs_control_hi: float
+    orig_rank_vs_control: float
+    orig_rank_vs_control_lo: float
+    orig_rank_vs_control_hi: float
+    leak_b_cal_vs_control: float
+    leak_b_cal_vs_control_lo: float
+    leak_b_cal_vs_control_hi: float
+    verdict: str
 
 
 def null_rate(n_orderings: int, delta: float, settings: Settings) -> float:
@@ -305,7 +321,20 @@ def summarise(analysis: RunAnalysis, settings: Settings, *, subject: str | None 
         leak_b_cal_hi=cal.excess_high if cal else math.nan,
         leak_b_cal_p=cal.pvalue if cal else math.nan,
         leak_b_cal_null=analysis.cal_null,
+        **_vs_control(figures.vs_control),
+        verdict=figures.verdict.text,
     )
+
+
+def _vs_control(comparison: pipeline.verdict_rule.ControlComparison | None) -> dict[str, float]:
+    """The ``*_vs_control`` fields (NaN without control items)."""
+    values: dict[str, float] = {}
+    for name in ("leak_a", "orig_rank", "leak_b_cal"):
+        difference = None if comparison is None else getattr(comparison, name)
+        lo, hi = (math.nan, math.nan) if difference is None else difference.ci
+        values[f"{name}_vs_control"] = math.nan if difference is None else difference.difference
+        values[f"{name}_vs_control_lo"], values[f"{name}_vs_control_hi"] = lo, hi
+    return values
 
 
 def restrict(analysis: RunAnalysis, subjects: Sequence[str]) -> RunAnalysis:

@@ -97,6 +97,16 @@ def _rate(name: str, field: str) -> Column:
                   lambda s: sort_value(getattr(s, field)), html_header=f"{name} [95% CI]")
 
 
+def _difference(name: str, field: str) -> Column:
+    """Observed minus control ``field`` with its 95% interval ``field_lo``, ``field_hi``."""
+    fields = (field, f"{field}_lo", f"{field}_hi")
+
+    def show(s: Summary) -> str:
+        return "n/a" if math.isnan(getattr(s, field)) else interval(*(getattr(s, f) for f in fields))
+
+    return Column(name, name, show, lambda s: sort_value(getattr(s, field)), html_header=f"{name} [95% CI]")
+
+
 def _count(name: str, field: str) -> Column:
     return Column(name, name, lambda s: getattr(s, field), lambda s: getattr(s, field))
 
@@ -124,12 +134,17 @@ _ALL = [
     _rate("b cal.", "leak_b_cal"),
     _figure("p (b cal.)", "p (b cal.)", "leak_b_cal_p", pval),
     Column("null (b cal.)", "null (b cal.)", lambda s: s.leak_b_cal_null, text=True),
+    _difference("a - control", "leak_a_vs_control"),
+    _difference("rank - control", "orig_rank_vs_control"),
+    _difference("b cal. - control", "leak_b_cal_vs_control"),
+    Column("verdict", "verdict", lambda s: s.verdict, text=True),
 ]
 COLUMNS: dict[str, Column] = {c.name: c for c in _ALL}
 """Every column of the Summary tables, by name."""
 
 _FIGURES = ("excluded", "non-exch.", "a", "chance", "a - chance", "p (a)", "mean rank", "p (rank)", "b", "delta",
-            "null (b)", "p (b)", "b cal.", "p (b cal.)", "null (b cal.)")
+            "null (b)", "p (b)", "b cal.", "p (b cal.)", "null (b cal.)", "a - control", "rank - control",
+            "b cal. - control", "verdict")
 LEADERBOARD_MD = ("model", "benchmark", "items read", *_FIGURES)
 """``leaderboard.md``'s table of every figure per run."""
 SUBJECTS_MD = ("subject", "items", "a", "chance", "p (a)", "b", "null (b)", "b cal.", "mean rank")
@@ -190,6 +205,16 @@ GRID_NOTES = [
     ("mean rank", (
         "mean normalised rank of the original ordering (0 = first, 0.5 with no leakage). Column orig_rank "
         "(p-value orig_rank_p)."
+    )),
+    ("- control", (
+        "observed minus control with its 95% interval (control tasks only; n/a otherwise): the lift of a "
+        "figure over the floor the same model reaches on questions paired with other items' options. "
+        "Columns leak_a_vs_control, orig_rank_vs_control, leak_b_cal_vs_control (with _lo, _hi)."
+    )),
+    ("verdict", (
+        "leakage when a figure's lift over the floor (control items, else chance) is above 0 beyond its "
+        "interval; each of the three figures (scenario a, mean rank, scenario b cal.) is tested at 0.05/3, so "
+        "a model at the floor gets a leakage verdict at most 5% of the time. Lifts in points (hundredths)."
     )),
 ]
 """What the leaderboard grid's cells and levels mean (listed under the grid in Markdown and HTML)."""

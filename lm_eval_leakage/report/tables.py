@@ -83,6 +83,7 @@ def leaderboard_markdown(summaries: Sequence[Summary], settings: Settings, probl
     lines = ["# Leakage leaderboard", "", settings_line(settings, len(summaries)), "", *_grid(summaries)]
     lines += ["", "| column | meaning |", "|---|---|"]
     lines += [f"| {name} | {text} |" for name, text in GRID_NOTES]
+    lines += ["", "## Verdicts", ""] + [f"- {md(s.model)} / {md(s.benchmark)}: {md(s.verdict)}" for s in summaries]
     lines += ["", "## Every figure", "", *_table(summaries, LEADERBOARD_MD)]
     for title, entries in (("Notes", notes), ("Superseded runs", superseded), ("Problems", problems)):
         if entries:
