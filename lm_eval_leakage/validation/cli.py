@@ -5,6 +5,8 @@ Examples:
     python scripts/validate_contamination.py --out results/validation_a_template
     # the other combinations are one flag away
     python scripts/validate_contamination.py --scenario b --format native --out results/validation_b_native
+    # a low leak rate: 20 of 200 items leaked (docs/validation.md has the full command)
+    python scripts/validate_contamination.py --n-items 200 --leaked-fraction 0.1 --out results/low_rate
     # a smoke run (8 items, one epoch)
     python scripts/validate_contamination.py --quick --out /tmp/validation_quick
     # recompute the tables and the ROC picture of a (partly) finished run, no model needed
@@ -37,19 +39,35 @@ def build_parser() -> argparse.ArgumentParser:
     """The validation's argument parser."""
     parser = argparse.ArgumentParser(
         prog="validate_contamination",
-        description="Fine-tune a model on half of N benchmark items and measure how well each "
-        "leakage detector finds them (the paper's Tables 1 and 2, reproduced).",
+        description="Fine-tune a model on a fraction (half by default) of N benchmark items and measure "
+        "how well each leakage detector finds them (the paper's Tables 1 and 2, reproduced), and what "
+        "lm-eval's dataset-level figures say about the whole sample.",
     )
     parser.add_argument("--out", help="output folder (required unless --compare)")
-    _add_run_options(parser, ValidationConfig(out_dir=""))
+    defaults = ValidationConfig(out_dir="")
+    _add_sample_options(parser, defaults)
+    _add_run_options(parser, defaults)
     _add_mode_options(parser)
     return parser
 
 
-def _add_run_options(parser: argparse.ArgumentParser, defaults: ValidationConfig) -> None:
+def _add_sample_options(parser: argparse.ArgumentParser, defaults: ValidationConfig) -> None:
+    """How many items are scored, and which fraction of them is leaked."""
     parser.add_argument(
-        "--n-items", type=int, default=None, help=f"items scored, half leaked (default {defaults.n_items})"
+        "--n-items", type=int, default=None,
+        help=f"items scored, --leaked-fraction of them leaked (default {defaults.n_items})",
     )
+    parser.add_argument(
+        "--leaked-fraction",
+        type=float,
+        default=defaults.leaked_fraction,
+        help="fraction of the items leaked, strictly between 0 and 1; the count is rounded to the "
+        "nearest integer, a tie down, and must leave one leaked and one clean item "
+        f"(default {defaults.leaked_fraction:g})",
+    )
+
+
+def _add_run_options(parser: argparse.ArgumentParser, defaults: ValidationConfig) -> None:
     parser.add_argument(
         "--epochs",
         type=_epochs,
@@ -147,6 +165,7 @@ def config_from_args(args: argparse.Namespace) -> ValidationConfig:
     base.update({k: v for k, v in explicit.items() if v is not None})
     return ValidationConfig(
         out_dir=args.out,
+        leaked_fraction=args.leaked_fraction,
         scenario=args.scenario,
         train_format=args.train_format,
         filler=args.filler,
@@ -187,7 +206,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.report_only:
         write_report(args.out)
     else:
-        run_validation(config_from_args(args), resume=args.resume)
+        try:
+            config = config_from_args(args)
+        except ValueError as error:  # an impossible configuration: a usage error, not a crash
+            parser.error(str(error))
+        run_validation(config, resume=args.resume)
     print(f"wrote {os.path.join(args.out, 'validation.md')}, validation.json and roc.png")
     return 0
 

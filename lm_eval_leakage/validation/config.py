@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any, Literal
 
 from lm_eval_leakage.benchmarks.schemas import BENCHMARKS
@@ -12,6 +14,37 @@ Scenario = Literal["a", "b"]
 TrainFormat = Literal["template", "native"]
 SCENARIOS: tuple[Scenario, ...] = ("a", "b")
 TRAIN_FORMATS: tuple[TrainFormat, ...] = ("template", "native")
+MIN_ITEMS = 4
+"""Fewest items a run scores."""
+
+
+def _exact(fraction: float) -> Fraction:
+    """``fraction`` as the decimal it is written as (``0.1`` is 1/10, not the nearest binary double)."""
+    return Fraction(repr(float(fraction)))
+
+
+def leaked_count(n_items: int, leaked_fraction: float) -> int:
+    """Number of leaked items among ``n_items``: ``leaked_fraction * n_items`` rounded to the nearest integer.
+
+    The product is taken exactly, with ``leaked_fraction`` read as the decimal it is written as,
+    and a tie (a product exactly halfway between two integers) is rounded *down*: 0.5 of 61 items
+    is 30, 0.1 of 15 is 1, 0.1 of 25 is 2. So ``leaked_fraction = 0.5`` leaks ``n_items // 2``.
+    No bounds are applied here; :class:`ValidationConfig` rejects a count below 1 or above
+    ``n_items - 1``.
+    """
+    return math.ceil(_exact(leaked_fraction) * n_items - Fraction(1, 2))
+
+
+def min_items(leaked_fraction: float) -> int:
+    """Fewest items for which ``leaked_fraction`` leaves at least one leaked and one clean item.
+
+    :func:`leaked_count` is at least 1 exactly when ``F * N > 1/2`` and at most ``N - 1`` exactly
+    when ``(1 - F) * N >= 1/2``; both hold from some ``N`` on. Never below :data:`MIN_ITEMS`.
+    """
+    fraction = _exact(leaked_fraction)
+    enough_leaked = math.floor(1 / (2 * fraction)) + 1
+    enough_clean = math.ceil(1 / (2 * (1 - fraction)))
+    return max(MIN_ITEMS, enough_leaked, enough_clean)
 
 
 @dataclass(frozen=True)
@@ -20,7 +53,10 @@ class ValidationConfig:
 
     Attributes:
         out_dir: Output folder (created).
-        n_items: Items scored; ``n_items // 2`` leaked, the rest clean.
+        n_items: Items scored; :attr:`n_leaked` of them leaked, the rest clean.
+        leaked_fraction: Fraction of the ``n_items`` that is leaked, strictly between 0 and 1;
+            the count is rounded as :func:`leaked_count` says (nearest integer, a tie down, so
+            0.5 leaks ``n_items // 2``) and must leave at least one leaked and one clean item.
         epochs: Epochs after which a checkpoint is saved and scored (sorted, each >= 1).
         scenario: ``"a"`` (original order trained) or ``"b"`` (one random ordering per item).
         train_format: ``"template"`` (the detection template) or ``"native"`` (exam format).
@@ -44,6 +80,7 @@ class ValidationConfig:
 
     out_dir: str
     n_items: int = 60
+    leaked_fraction: float = 0.5
     epochs: tuple[int, ...] = (1, 2, 3, 5, 10)
     scenario: Scenario = "a"
     train_format: TrainFormat = "template"
@@ -68,8 +105,9 @@ class ValidationConfig:
             raise ValueError(f"scenario must be one of {SCENARIOS}, got {self.scenario!r}")
         if self.train_format not in TRAIN_FORMATS:
             raise ValueError(f"train_format must be one of {TRAIN_FORMATS}, got {self.train_format!r}")
-        if self.n_items < 4:
-            raise ValueError(f"n_items must be at least 4 (two leaked, two clean), got {self.n_items}")
+        if self.n_items < MIN_ITEMS:
+            raise ValueError(f"n_items must be at least {MIN_ITEMS}, got {self.n_items}")
+        self._check_leaked_fraction()
         if not self.epochs or any(int(e) < 1 for e in self.epochs):
             raise ValueError(f"epochs must be a non-empty list of integers >= 1, got {self.epochs}")
         if self.filler < 0:
@@ -77,6 +115,27 @@ class ValidationConfig:
         if self.benchmark not in BENCHMARKS:
             raise ValueError(f"unknown benchmark {self.benchmark!r}; expected one of {sorted(BENCHMARKS)}")
         object.__setattr__(self, "epochs", tuple(sorted({int(e) for e in self.epochs})))
+
+    def _check_leaked_fraction(self) -> None:
+        fraction = self.leaked_fraction
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+            raise ValueError(
+                f"leaked_fraction must be a number strictly between 0 and 1 (e.g. 0.1 leaks 10% of the "
+                f"items), got {fraction!r}"
+            )
+        object.__setattr__(self, "leaked_fraction", float(fraction))
+        n_leaked = leaked_count(self.n_items, fraction)
+        if not 1 <= n_leaked <= self.n_items - 1:
+            raise ValueError(
+                f"n_items={self.n_items} is too small for leaked_fraction={fraction:g}: it rounds to "
+                f"{n_leaked} leaked and {self.n_items - n_leaked} clean items, and a run needs at least "
+                f"one of each (n_items >= {min_items(fraction)} for this fraction)"
+            )
+
+    @property
+    def n_leaked(self) -> int:
+        """Number of leaked items (:func:`leaked_count` of ``n_items`` and ``leaked_fraction``)."""
+        return leaked_count(self.n_items, self.leaked_fraction)
 
     @property
     def detection_task(self) -> str:
@@ -99,11 +158,14 @@ def quick_config(out_dir: str | os.PathLike[str], **overrides: Any) -> Validatio
 
 
 __all__ = [
+    "MIN_ITEMS",
     "QUICK_OVERRIDES",
     "SCENARIOS",
     "TRAIN_FORMATS",
     "Scenario",
     "TrainFormat",
     "ValidationConfig",
+    "leaked_count",
+    "min_items",
     "quick_config",
 ]

@@ -22,10 +22,15 @@ the lm-eval column that aggregates the same per-item figure (``harness.columns``
   the statistic ``T+``.
 
 Positives are the leaked items. See ``docs/method.md`` for the statistics.
+
+:func:`dataset_figures` answers the other question, the one a user of the tool asks of a model:
+did it see the benchmark? It reads lm-eval's dataset-level columns from ``pipeline.summarise``
+over all the scored items, leaked and clean together, with no use of the labels.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +39,7 @@ from typing import Any, Literal
 import numpy as np
 
 from lm_eval_leakage.core import pipeline
+from lm_eval_leakage.harness.columns import COLUMNS
 from lm_eval_leakage.validation.config import Scenario
 
 PAPER_DELTAS: tuple[float, ...] = (-0.20, -0.17, -0.15)
@@ -290,12 +296,69 @@ def summary_statistics(labels: np.ndarray, records: Sequence[pipeline.ItemRecord
     return out
 
 
+DATASET_COLUMNS: tuple[str, ...] = (
+    "leak_a", "leak_a_chance", "leak_a_p", "leak_a_excess", "leak_a_excess_lo", "leak_a_excess_hi",
+    "orig_rank", "orig_rank_p",
+    "leak_b_cal", "leak_b_cal_excess", "leak_b_cal_lo", "leak_b_cal_hi", "leak_b_cal_p",
+    "n_excluded",
+)
+"""lm-eval's columns (``harness.columns``) reported per checkpoint over all the scored items."""
+UNTOUCHED = "_vs_untouched"
+"""Suffix of a figure's change against the untouched model (epoch E minus epoch 0)."""
+_VS_CONTROL = tuple(c for c in COLUMNS if c.control_only and "_vs_control" in c.name)
+UNTOUCHED_COLUMNS: tuple[str, ...] = tuple(c.name.replace("_vs_control", UNTOUCHED) for c in _VS_CONTROL)
+"""``leak_a_vs_untouched``, ``..._lo``, ``..._hi``, and the same for ``orig_rank`` and ``leak_b_cal``."""
+
+
+def dataset_figures(
+    records: Sequence[pipeline.ItemRecord], untouched: Sequence[pipeline.ItemRecord] | None = None
+) -> dict[str, float | str]:
+    """lm-eval's dataset-level figures of one checkpoint, and their change against the untouched model.
+
+    Every figure is read, by the reader lm-eval's aggregation uses (``harness.columns``), from
+    :func:`pipeline.summarise` over ``records`` with the default settings (calibrated null
+    ``"auto"``: mirror in pools of at least ``pipeline.MIN_MIRROR_ITEMS`` items, else the Gaussian
+    table), as a ``leak_*`` task reports them on the same items. Unlike the detectors, nothing
+    here uses the labels: leaked and clean items count alike.
+
+    The changes (:data:`UNTOUCHED_COLUMNS`) are the same summary's observed-minus-control figures
+    (``leak_a_vs_control``, ...: Newcombe's interval for the two fractions, Welch's for the mean
+    rank, each 95%) with ``untouched``, the untouched model's records, as the control set. Those
+    intervals treat the two samples as independent; the same items scored twice are positively
+    correlated, so the intervals are wider than a paired interval would be (conservative).
+
+    Args:
+        records: The checkpoint's records (:func:`item_records`), one per scored item.
+        untouched: The untouched model's records of the same items; ``None`` (the untouched model
+            itself, or a run that has not scored it) leaves the changes NaN.
+
+    Returns:
+        ``n_items`` (items with usable scores), ``b_null`` (the null behind ``leak_b_cal``), every
+        column of :data:`DATASET_COLUMNS` and of :data:`UNTOUCHED_COLUMNS`; NaN where a figure is
+        undefined.
+    """
+    figures = pipeline.summarise(records)
+    columns = {c.name: c for c in COLUMNS}
+    out: dict[str, float | str] = {"n_items": figures.n_items, "b_null": figures.b_null}
+    out.update({name: columns[name].read(figures) for name in DATASET_COLUMNS})
+    out.update(dict.fromkeys(UNTOUCHED_COLUMNS, math.nan))
+    if untouched is not None:
+        control = [dataclasses.replace(r, role="control") for r in untouched]
+        both = pipeline.summarise([*records, *control])
+        out.update({c.name.replace("_vs_control", UNTOUCHED): c.read(both) for c in _VS_CONTROL})
+    return out
+
+
 __all__ = [
+    "DATASET_COLUMNS",
     "FPR_TARGET",
     "OLD_NAMES",
     "PAPER_DELTAS",
+    "UNTOUCHED",
+    "UNTOUCHED_COLUMNS",
     "DetectionMetrics",
     "Detector",
+    "dataset_figures",
     "detection_metrics",
     "detector_outputs",
     "detectors",

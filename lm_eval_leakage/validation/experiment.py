@@ -1,11 +1,12 @@
-"""Controlled-contamination validation: leak half of N items into a model and measure detection.
+"""Controlled-contamination validation: leak a fraction of N items into a model and measure detection.
 
 This reproduces the validation experiment of Ni et al. (arXiv 2409.01790, the paper's Tables 1
 and 2; see ``docs/validation.md``) on any local Hugging Face causal LM, by default the offline
 SmolLM2-135M and real MMLU items:
 
-1. Draw a seeded sample of N eligible items, split it into a leaked half and a clean half, plus
-   optional filler items that are trained on but not scored (:mod:`.sampling`).
+1. Draw a seeded sample of N eligible items, split it into leaked and clean items
+   (``leaked_fraction`` of them leaked, half by default), plus optional filler items that are
+   trained on but not scored (:mod:`.sampling`).
 2. Build one training text per leaked (and filler) item, in scenario ``"a"`` (original order) or
    ``"b"`` (one seeded random non-identity ordering per item), in the ``"template"`` or
    ``"native"`` format (:mod:`.sampling`).
@@ -16,8 +17,10 @@ SmolLM2-135M and real MMLU items:
    with ``log_samples`` (:mod:`.scoring`); every figure is recomputed from the logged ordering scores.
 5. For every detector (:mod:`.detectors`), compute accuracy, precision, recall and F1 at its
    default threshold, ROC AUC, the true-positive rate at 5% false positives and the
-   false-positive rate on the clean half; write ``validation.json``, ``validation.md`` (tables
-   laid out like the paper's Tables 1 and 2) and ``roc.png`` (:mod:`.report`).
+   false-positive rate on the clean items; and, for the whole sample as lm-eval reports it, the
+   dataset-level figures and their change against the untouched model. Write ``validation.json``,
+   ``validation.md`` (tables laid out like the paper's Tables 1 and 2) and ``roc.png``
+   (:mod:`.report`).
 
 Heavy libraries (torch, transformers, lm_eval, matplotlib) are imported inside the functions that
 need them.
@@ -158,11 +161,27 @@ class _Run:
         return self.resume and (self.out / "scores" / f"epoch_{epoch}.json").is_file() and epoch in self.commands
 
 
+def recorded_config(previous: dict[str, Any], config: ValidationConfig) -> dict[str, Any]:
+    """The configuration an earlier session recorded in ``run.json``, in today's fields.
+
+    A field the earlier session did not record (one added since, such as ``leaked_fraction``)
+    counts as its default, which reproduces what the code did before the field existed; every
+    recorded field is kept as it was written, so any change (a different fraction included)
+    still differs from ``config``. ``{}`` (which differs from every configuration) when nothing
+    was recorded.
+    """
+    recorded = previous.get("config")
+    if not isinstance(recorded, dict):
+        return {}
+    return {**jsonable(asdict(ValidationConfig(out_dir=config.out_dir))), **recorded}
+
+
 def _write_inputs(config: ValidationConfig, out: Path, resume: bool, model_dir: str) -> tuple[list[SampledItem], dict]:
     """Sample the items and write ``items.jsonl`` and ``split.json``; returns the sample and ``run.json`` so far.
 
     Raises:
-        ValueError: ``resume`` with a folder written by a different configuration or item sample.
+        ValueError: ``resume`` with a folder written by a different configuration (see
+            :func:`recorded_config`) or item sample.
     """
     from transformers import AutoTokenizer
 
@@ -178,7 +197,7 @@ def _write_inputs(config: ValidationConfig, out: Path, resume: bool, model_dir: 
     previous: dict[str, Any] = {}
     if resume and (out / "run.json").is_file():
         previous = json.loads((out / "run.json").read_text(encoding="utf-8"))
-        if previous.get("config") != jsonable(asdict(config)):
+        if recorded_config(previous, config) != jsonable(asdict(config)):
             raise ValueError(f"cannot resume {out}: it was written with a different configuration")
         if items_jsonl.read_text(encoding="utf-8") != items_text:
             raise ValueError(f"cannot resume {out}: its items differ from this configuration's sample")
@@ -285,4 +304,4 @@ def run_validation(config: ValidationConfig, *, resume: bool = False) -> dict[st
     return write_report(run.out)
 
 
-__all__ = ["machine_description", "run_validation"]
+__all__ = ["machine_description", "recorded_config", "run_validation"]

@@ -15,8 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from lm_eval_leakage.core.pipeline import ItemRecord
 from lm_eval_leakage.validation.detectors import (
     FPR_TARGET,
+    dataset_figures,
     detectors,
     evaluate_epoch,
     item_records,
@@ -72,30 +74,58 @@ def _trained_ordering_first(
     )
 
 
-def _epoch_figures(epoch: EpochScores, shown: Mapping[str, list[int]], alpha: float, z_threshold: float) -> dict:
-    """``{"sanity", "detectors"}`` of one scored epoch."""
+def _epoch_figures(
+    epoch: EpochScores,
+    records: Sequence[ItemRecord],
+    untouched: Sequence[ItemRecord] | None,
+    shown: Mapping[str, list[int]],
+    thresholds: tuple[float, float],
+) -> dict:
+    """``{"sanity", "detectors", "dataset"}`` of one scored epoch.
+
+    Args:
+        epoch: The epoch's scores (:func:`load_epoch_scores`).
+        records: Their :func:`~lm_eval_leakage.validation.detectors.item_records`.
+        untouched: The untouched model's records (``None`` for epoch 0 itself).
+        shown: The orderings the leaked items were trained in (``split.json``).
+        thresholds: ``alpha`` and ``z_threshold`` of the detectors.
+    """
     _, labels, scores, perms, ids = epoch
-    records = item_records(scores, perms)
+    alpha, z_threshold = thresholds
     metrics = evaluate_epoch(labels, scores, perms, alpha=alpha, z_threshold=z_threshold, records=records)
     sanity = summary_statistics(labels, records)
     best = sanity.pop("_best")
     if shown:
         sanity["leaked_trained_ordering_first"] = _trained_ordering_first(ids, best, perms, shown)  # type: ignore[arg-type]
-    return {"sanity": sanity, "detectors": {k: asdict(v) for k, v in metrics.items()}}
+    return {
+        "sanity": sanity,
+        "detectors": {k: asdict(v) for k, v in metrics.items()},
+        "dataset": dataset_figures(records, untouched),
+    }
 
 
 def write_report(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """Recompute every figure from ``scores/`` and write ``validation.json``, ``validation.md``, ``roc.png``.
 
-    Can be re-run on a finished (or partly finished) output folder without a model.
+    Per scored epoch, ``validation.json`` holds ``"sanity"`` (where the original ordering ranks among
+    the leaked and among the clean items), ``"detectors"`` (every detector against the known labels) and ``"dataset"`` (lm-eval's
+    dataset-level figures over all the scored items and their change against the untouched model:
+    :func:`~lm_eval_leakage.validation.detectors.dataset_figures`). Can be re-run on a finished
+    (or partly finished) output folder without a model.
     """
     out = Path(out_dir)
     run_info = _read_json(out / "run.json")
     cfg = run_info.get("config", {})
     alpha, z_threshold = float(cfg.get("alpha", 0.05)), float(cfg.get("z_threshold", 1.645))
     shown = _read_json(out / "split.json").get("shown", {})
+    scored = load_epoch_scores(out)
+    records = {epoch[0]: item_records(epoch[2], epoch[3]) for epoch in scored}
+    untouched = records.get(0)
     epochs = {
-        str(epoch[0]): _epoch_figures(epoch, shown, alpha, z_threshold) for epoch in load_epoch_scores(out)
+        str(epoch[0]): _epoch_figures(
+            epoch, records[epoch[0]], None if epoch[0] == 0 else untouched, shown, (alpha, z_threshold)
+        )
+        for epoch in scored
     }
     report = {
         **run_info,

@@ -1,9 +1,9 @@
 """The items of a run: which are leaked, clean or filler, and the text each leaked item is trained on.
 
 A seeded sample of eligible items (all option texts distinct, options exchangeable by the
-project's guard, training text at most ``max_length`` tokens in both formats) is split into a
-leaked half and a clean half, optionally followed by ``filler`` items that are trained on but not
-scored. Scenario ``"a"`` trains the options in their original order, scenario ``"b"`` in one
+project's guard, training text at most ``max_length`` tokens in both formats) is split into
+leaked and clean items (``leaked_fraction`` of them leaked, half by default), optionally followed by
+``filler`` items that are trained on but not scored. Scenario ``"a"`` trains the options in their original order, scenario ``"b"`` in one
 seeded random non-identity ordering per item; the text is the detection template itself
 (``"template"``) or a native exam format (``"native"``).
 """
@@ -166,7 +166,9 @@ def sample_items(
     exchangeability guard (unless ``exchangeable_only`` is off) and its training text in *both*
     formats fits ``max_length`` tokens, so that the four scenario/format runs of one seed share
     the same items and the same split. The first ``n_items`` eligible records are scored (the first
-    ``n_items // 2`` of them leaked), the next ``filler`` are filler.
+    ``config.n_leaked`` of them leaked: ``n_items // 2`` for the default fraction of one half), the
+    next ``filler`` are filler. The fraction changes only where the scored items are cut into
+    leaked and clean, never which records are drawn or in what order.
 
     Args:
         records: Records in the benchmark's schema.
@@ -191,7 +193,7 @@ def sample_items(
             f"only {len(chosen)} eligible items (distinct options, max_length={config.max_length} tokens"
             f"{', exchangeable' if config.exchangeable_only else ''}); {wanted} needed"
         )
-    n_leaked = config.n_items // 2
+    n_leaked = config.n_leaked
     sampled = []
     for position, (item, record, answers) in enumerate(chosen):
         role: Role = "leaked" if position < n_leaked else "clean" if position < config.n_items else "filler"

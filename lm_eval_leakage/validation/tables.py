@@ -6,7 +6,9 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from lm_eval_leakage.validation.detectors import FPR_TARGET, with_current_names
+from lm_eval_leakage.core.pipeline import CALIBRATED_ALPHA
+from lm_eval_leakage.validation.config import leaked_count
+from lm_eval_leakage.validation.detectors import FPR_TARGET, UNTOUCHED, with_current_names
 
 Report = Mapping[str, Any]
 
@@ -16,6 +18,30 @@ def fmt(value: Any) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "n/a"
     return f"{value:.3f}".replace("0.", ".", 1) if 0 <= value < 1 else f"{value:.3f}"
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and not math.isfinite(value))
+
+
+def fmt_signed(value: Any) -> str:
+    """A difference: sign, three decimals, ``+.093`` below 1 in size, ``n/a`` when missing."""
+    if _missing(value):
+        return "n/a"
+    text = f"{value:+.3f}"
+    return text.replace("0.", ".", 1) if abs(value) < 1 else text
+
+
+def fmt_p(value: Any) -> str:
+    """A p-value: three decimals, ``9.2e-08`` below 0.001 (so that a tiny one is not shown as ``.000``)."""
+    if _missing(value):
+        return "n/a"
+    return f"{value:.1e}" if value < 0.001 else fmt(value)
+
+
+def _interval(figures: Mapping[str, Any], name: str, low: str, high: str) -> str:
+    """``+.093 [+.053, +.148]``: a signed figure with its interval."""
+    return f"{fmt_signed(figures.get(name))} [{fmt_signed(figures.get(low))}, {fmt_signed(figures.get(high))}]"
 
 
 def _epoch_keys(report: Report) -> list[str]:
@@ -30,8 +56,10 @@ def _heading(report: Report) -> list[str]:
     cfg = report.get("config", {})
     task = cfg.get("task") or f"leak_{cfg.get('benchmark', '?')}"
     n_items = cfg.get("n_items", 0)
+    fraction = cfg.get("leaked_fraction", 0.5)  # runs written before the option leaked half
     setup = (
-        f"{n_items} items ({n_items // 2} leaked), {cfg.get('filler', 0)} filler, "
+        f"{n_items} items ({leaked_count(n_items, fraction)} leaked, fraction {fraction:g}), "
+        f"{cfg.get('filler', 0)} filler, "
         f"model `{report.get('model_dir', '?')}`, task `{task}`, lr {cfg.get('learning_rate', '?')}, "
         f"batch {cfg.get('train_batch_size', '?')}, max length {cfg.get('max_length', '?')} tokens, "
         f"seed {cfg.get('seed', '?')}."
@@ -69,6 +97,54 @@ def _sanity_table(report: Report) -> list[str]:
             f"{s.get('leaked_trained_ordering_first', 'n/a')}/{s['leaked_n']}",
         ]))
     return lines
+
+
+def _dataset_tables(report: Report) -> list[str]:
+    """lm-eval's dataset-level figures per epoch, then their change against the untouched model."""
+    keys = [e for e in _epoch_keys(report) if "dataset" in report["epochs"][e]]
+    if not keys:  # a report written before the dataset figures
+        return []
+    lines = [
+        "",
+        "## Dataset level: did this model see the benchmark?",
+        "",
+        "lm-eval's columns over all the scored items, leaked and clean alike (no labels used), as a "
+        + "`leak_*` task reports them on this sample. Excess: over chance (`leak_a`) or over the level "
+        + f"{CALIBRATED_ALPHA:g} (`leak_b_cal`), with its 95% interval.",
+        "",
+        "| epoch | items | leak_a | leak_a_p | leak_a excess [95% CI] | orig_rank | orig_rank_p "
+        + "| leak_b_cal | leak_b_cal_p | leak_b_cal excess [95% CI] |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for e in keys:
+        d = report["epochs"][e]["dataset"]
+        lines.append(_row([
+            e, str(d.get("n_items", "n/a")), fmt(d.get("leak_a")), fmt_p(d.get("leak_a_p")),
+            _interval(d, "leak_a_excess", "leak_a_excess_lo", "leak_a_excess_hi"),
+            fmt(d.get("orig_rank")), fmt_p(d.get("orig_rank_p")),
+            fmt(d.get("leak_b_cal")), fmt_p(d.get("leak_b_cal_p")),
+            _interval(d, "leak_b_cal_excess", "leak_b_cal_lo", "leak_b_cal_hi"),
+        ]))
+    changes = [
+        _row([e] + [
+            _interval(report["epochs"][e]["dataset"], f"{name}{UNTOUCHED}", f"{name}{UNTOUCHED}_lo",
+                      f"{name}{UNTOUCHED}_hi")
+            for name in ("leak_a", "orig_rank", "leak_b_cal")
+        ])
+        for e in keys if e != "0"
+    ]
+    if not changes:
+        return lines
+    return lines + [
+        "",
+        "Change against the untouched model (epoch E minus epoch 0) with its 95% interval (Newcombe for "
+        + "the fractions, Welch for the mean rank; they treat the two scorings of the same items as "
+        + "independent samples, so they are conservative):",
+        "",
+        f"| epoch | leak_a{UNTOUCHED} | orig_rank{UNTOUCHED} | leak_b_cal{UNTOUCHED} |",
+        "|---|---|---|---|",
+        *changes,
+    ]
 
 
 def _table1(report: Report) -> list[str]:
@@ -117,7 +193,7 @@ def _every_detector(report: Report) -> list[str]:
         "## Every detector: default threshold and threshold-free figures",
         "",
         f"TPR@5%FPR: the largest true-positive rate at a false-positive rate <= {fpr_target:g}; "
-        + "FPR clean: flagged fraction of the clean half at the default threshold.",
+        + "FPR clean: flagged fraction of the clean items at the default threshold.",
         "",
         "| epoch | detector | acc | P | R | F1 | AUC | TPR@5%FPR | FPR clean |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -175,16 +251,21 @@ def _machine(report: Report) -> list[str]:
 
 
 def markdown_report(report: Report) -> str:
-    """Tables laid out like the paper's Tables 1 and 2, then every figure of every detector."""
-    sections = (_heading, _sanity_table, _table1, _table2, _every_detector, _runtime, _machine)
+    """The run's tables: sanity, dataset level, the paper's Tables 1 and 2 layouts, every detector."""
+    sections = (_heading, _sanity_table, _dataset_tables, _table1, _table2, _every_detector, _runtime, _machine)
     report = with_current_names(report)
     return "\n".join(line for section in sections for line in section(report)) + "\n"
 
 
 def run_label(report: Report) -> str:
-    """``"a / template"``: the scenario and training format of a run, from its configuration."""
+    """``"a / template"``: the scenario and training format of a run, from its configuration.
+
+    A run that leaked another fraction than half says so: ``"a / template / 0.1 leaked"``.
+    """
     cfg = report.get("config", {})
-    return f"{cfg.get('scenario', '?')} / {cfg.get('train_format', '?')}"
+    label = f"{cfg.get('scenario', '?')} / {cfg.get('train_format', '?')}"
+    fraction = cfg.get("leaked_fraction", 0.5)
+    return label if fraction == 0.5 else f"{label} / {fraction:g} leaked"
 
 
 COMPARED_AUC: tuple[tuple[str, str], ...] = (
@@ -208,13 +289,37 @@ def _comparison_rows(
     return out
 
 
+COMPARED_DATASET: tuple[tuple[str, Any], ...] = (
+    ("leak_a", fmt),
+    ("leak_a_p", fmt_p),
+    ("orig_rank", fmt),
+    ("orig_rank_p", fmt_p),
+    ("leak_b_cal", fmt),
+    ("leak_b_cal_p", fmt_p),
+)
+"""Dataset-level columns compared across runs, with their cell format."""
+
+
+def _dataset_rows(reports: Sequence[Report], keys: Sequence[str]) -> list[str]:
+    """One row per run and dataset-level column; ``[]`` when no run has the figures."""
+    if not any("dataset" in r["epochs"][e] for r in reports for e in keys):
+        return []
+    out = []
+    for report in reports:
+        for name, show in COMPARED_DATASET:
+            cells = [show(report["epochs"][e].get("dataset", {}).get(name)) for e in keys]
+            out.append(f"| {run_label(report)} | {name} | " + " | ".join(cells) + " |")
+    return out
+
+
 def comparison_markdown(reports: Sequence[Report]) -> str:
     """Side-by-side tables of several runs (e.g. the four scenario x format combinations).
 
-    Three tables over the epochs every run scored: ROC AUC of each detector; F1 of the paper's
-    Algorithm 2 at its three deltas next to the calibrated scenario-b detector's; and the flagged
-    fraction of the clean half (false-positive rate) at each default threshold. Cells are "n/a"
-    where a figure is undefined (e.g. F1 when nothing is flagged).
+    Tables over the epochs every run scored: ROC AUC of each detector; F1 of the paper's
+    Algorithm 2 at its three deltas next to the calibrated scenario-b detector's; the flagged
+    fraction of the clean items (false-positive rate) at each default threshold; and, when the
+    runs have them, lm-eval's dataset-level figures over all the items (rates and p-values). Cells
+    are "n/a" where a figure is undefined (e.g. F1 when nothing is flagged) or the run predates it.
 
     Args:
         reports: Outputs of ``write_report`` (or their ``validation.json``; one written before the
@@ -235,13 +340,27 @@ def comparison_markdown(reports: Sequence[Report]) -> str:
         ("ROC AUC of leaked against clean items (0.5 = no separation):", COMPARED_AUC, "roc_auc"),
         ("F1 at the default threshold, the paper's Algorithm 2 against the calibrated detector:",
          [(n, n) for n in COMPARED_F1], "f1"),
-        ("Flagged fraction of the clean half at the default threshold (false-positive rate):",
+        ("Flagged fraction of the clean items at the default threshold (false-positive rate):",
          [(n, n) for n in ("leak_a", "orig_p", "orig_z", *COMPARED_F1)], "fpr_clean"),
     )
     lines: list[str] = []
     for title, names, figure in tables:
         lines += ["", title, "", *header, *_comparison_rows(reports, keys, names, figure)]
+    dataset = _dataset_rows(reports, keys)
+    if dataset:
+        title = "Dataset level, all items (leaked and clean) as lm-eval reports them: rates and p-values:"
+        lines += ["", title, "", header[0].replace("| detector |", "| figure |"), header[1], *dataset]
     return "\n".join(lines[1:]) + "\n"
 
 
-__all__ = ["COMPARED_AUC", "COMPARED_F1", "comparison_markdown", "fmt", "markdown_report", "run_label"]
+__all__ = [
+    "COMPARED_AUC",
+    "COMPARED_DATASET",
+    "COMPARED_F1",
+    "comparison_markdown",
+    "fmt",
+    "fmt_p",
+    "fmt_signed",
+    "markdown_report",
+    "run_label",
+]
