@@ -151,7 +151,7 @@ def score_item(
         exchangeable: The guard's verdict (``exchangeability.check_exchangeable``).
         keep_nonexchangeable: Count the item in scenario a even when it is not exchangeable.
         delta: Algorithm 2's threshold (default: the paper's for the item's number of options).
-        reference_rule: Fit the paper's IsolationForest (0.1-0.5 s of CPU per item).
+        reference_rule: Fit the paper's IsolationForest (``core.isolation_forest``, 2-5 ms per item).
         role: ``"observed"`` or ``"control"``.
 
     Returns:

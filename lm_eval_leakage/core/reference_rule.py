@@ -8,6 +8,12 @@ flagged when ``decision_function`` at the best-scoring ordering is below ``delta
 This rule is uncalibrated: on scores with no leakage at all it flags a large share of items
 (docs/method.md, section 4, weakness 3). Use the calibrated detector for inference; keep this one to compare
 with the paper.
+
+The score is computed by ``isolation_forest``, which reproduces scikit-learn's fit exactly from its
+random stream with numpy (a few milliseconds per item called alone, a fraction of a millisecond per
+item in a batch, instead of 0.2-0.6 s); ``isolation_score_sklearn`` is scikit-learn's own fit, used
+for the rows that module does not reproduce (more than 256 orderings, where the forest subsamples,
+or values not finite in float32).
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+
+from lm_eval_leakage.core.isolation_forest import isolation_score_sklearn, isolation_scores
 
 PAPER_DELTAS: dict[str, float] = {"four": -0.20, "five_or_more": -0.25}
 """The leaderboard's thresholds: -0.20 for four-option benchmarks, -0.25 for CMB's five."""
@@ -32,15 +40,10 @@ def isolation_score(scores: Sequence[float] | np.ndarray) -> float:
         scores: The item's ordering scores (finite, at least two).
 
     Returns:
-        The anomaly score of the maximum; lower means more isolated.
+        The anomaly score of the maximum; lower means more isolated. Equal to
+        ``isolation_score_sklearn(scores)``.
     """
-    from sklearn.ensemble import IsolationForest  # heavy import, only when the rule runs
-
-    column = np.asarray(scores, dtype=np.float64).reshape(-1, 1)
-    forest = IsolationForest(n_estimators=100, contamination="auto", random_state=42)
-    forest.fit(column)
-    best = column[int(np.argmax(column[:, 0]))].reshape(1, 1)
-    return float(forest.decision_function(best)[0])
+    return float(isolation_scores(np.asarray(scores, dtype=np.float64).reshape(1, -1))[0])
 
 
 def isolation_flag(scores: Sequence[float] | np.ndarray, *, delta: float) -> bool:
@@ -53,10 +56,12 @@ def isolation_null_scores(n_orderings: int, *, draws: int, seed: int) -> np.ndar
 
     Each draw is an item whose ``n_orderings`` scores are i.i.d. standard normal: no ordering is
     special. IsolationForest picks split values uniformly between the minimum and maximum, so
-    with its fixed random state its scores do not change under a positive affine map of the
-    scores: the standard normal stands for any normal distribution. Real clean items need not be
-    normal (docs/method.md, section 4, gives 20-50% false flags depending on shape), so the rate this
-    gives is a reference level, not a calibrated null.
+    with its fixed random state its scores change under a positive affine map of the scores only
+    through float32 rounding (of the values and split points) and the absolute 1e-7 span under which
+    a node counts as constant (``3 z - 150`` moves 0.3% of 24-ordering items, by 0.005 at most): the
+    standard normal stands, to that rounding, for any normal distribution. Real clean items need not be normal
+    (docs/method.md, section 4, gives 20-50% false flags depending on shape), so the rate this gives
+    is a reference level, not a calibrated null.
 
     Args:
         n_orderings: Orderings per simulated item (>= 2).
@@ -67,4 +72,15 @@ def isolation_null_scores(n_orderings: int, *, draws: int, seed: int) -> np.ndar
         ``draws`` anomaly scores; the null flag rate at ``delta`` is ``mean(scores < delta)``.
     """
     rng = np.random.default_rng([seed, n_orderings])
-    return np.array([isolation_score(rng.standard_normal(n_orderings)) for _ in range(draws)])
+    return isolation_scores(rng.standard_normal((draws, n_orderings)))
+
+
+__all__ = [
+    "PAPER_DELTAS",
+    "default_delta",
+    "isolation_flag",
+    "isolation_null_scores",
+    "isolation_score",
+    "isolation_score_sklearn",
+    "isolation_scores",
+]
