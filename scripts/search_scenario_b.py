@@ -1,0 +1,118 @@
+"""Compare candidate scenario-b statistics on finished validation runs (no model).
+
+Usage: ``.venv/bin/python scripts/search_scenario_b.py RUN_DIR [RUN_DIR ...]``
+
+Reads each run's ``scores/epoch_E.json`` (every ordering's score of every item, with the item's
+role, leaked or clean) and prints, per run and epoch, every candidate's ROC AUC (leaked above
+clean) and its true-positive rate at a 5% false-positive rate (threshold = the 95th percentile of
+the clean items' statistic at that epoch: a best case for any calibration). The candidates are
+per-item statistics of the ordering scores that need no label and no other item:
+
+* ``studentised_max``: ``(max - mean) / sd``, the calibrated detector's statistic today.
+* ``additive_r2``: R^2 of the additive option-by-slot least-squares fit. Memorising one ordering
+  raises every ordering that shares options in the same slots, which an additive fit captures.
+* ``agreement_best``: correlation of the scores with the number of slots each ordering shares
+  with the best ordering.
+* ``agreement_max``: the largest such correlation over every ordering taken as the candidate.
+* ``prefix_best``: studentised mean of the orderings whose first option is the best ordering's,
+  against the rest (the best ordering itself left out).
+
+Two references, not detectors: ``vs_untouched_max`` is ``studentised_max`` of the scores minus the
+untouched model's (epoch 0) scores of the same orderings (what a reference model would give), and
+``oracle_trained_z`` the z-score of the ordering the item was trained on (from ``split.json``;
+unknown in practice, it bounds what any statistic of the scores can find).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def _design(perms: np.ndarray) -> np.ndarray:
+    n, k = perms.shape
+    x = np.zeros((n, k * k))
+    for slot in range(k):
+        x[np.arange(n), slot * k + perms[:, slot]] = 1.0
+    return x
+
+
+def _corr(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a - a.mean(), b - b.mean()
+    denom = np.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / denom) if denom > 0 else 0.0
+
+
+def candidates(scores: np.ndarray, perms: np.ndarray) -> dict[str, float]:
+    """Every candidate statistic of one item (higher = more leaked)."""
+    s = scores - scores.mean()
+    sd = scores.std(ddof=1)
+    best = int(np.argmax(scores))
+    fitted = _design(perms) @ np.linalg.lstsq(_design(perms), s, rcond=None)[0]
+    agreement = (perms[:, None, :] == perms[None, :, :]).sum(axis=2)  # (n, n) shared slots
+    same_first = perms[:, 0] == perms[best, 0]
+    same_first[best] = False
+    rest = ~same_first
+    rest[best] = False
+    prefix = (scores[same_first].mean() - scores[rest].mean()) / sd if same_first.any() and rest.any() else 0.0
+    return {
+        "studentised_max": float((scores.max() - scores.mean()) / sd),
+        "additive_r2": float((fitted**2).sum() / (s**2).sum()),
+        "agreement_best": _corr(scores, agreement[best].astype(float)),
+        "agreement_max": max(_corr(scores, agreement[c].astype(float)) for c in range(len(scores))),
+        "prefix_best": float(prefix),
+    }
+
+
+def _all(item: dict, untouched: dict[str, np.ndarray], shown: dict[str, list[int]]) -> dict[str, float]:
+    scores, perms = np.array(item["scores"], float), np.array(item["perms"], int)
+    out = candidates(scores, perms)
+    diff = scores - untouched[item["id"]]
+    out["vs_untouched_max"] = float((diff.max() - diff.mean()) / diff.std(ddof=1)) if diff.std() > 0 else 0.0
+    trained = shown.get(item["id"])
+    match = [j for j, p in enumerate(perms.tolist()) if trained and p == list(trained)]
+    out["oracle_trained_z"] = float((scores[match[0]] - scores.mean()) / scores.std(ddof=1)) if match else float("nan")
+    return out
+
+
+def auc(positive: np.ndarray, negative: np.ndarray) -> float:
+    """ROC AUC: P(positive > negative) + P(tie) / 2."""
+    greater = (positive[:, None] > negative[None, :]).mean()
+    ties = (positive[:, None] == negative[None, :]).mean()
+    return float(greater + ties / 2)
+
+
+def tpr_at(positive: np.ndarray, negative: np.ndarray, fpr: float = 0.05) -> float:
+    threshold = np.quantile(negative, 1 - fpr)
+    return float((positive > threshold).mean())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", type=Path)
+    args = parser.parse_args()
+    for run in args.runs:
+        untouched = {i["id"]: np.array(i["scores"], float)
+                     for i in json.loads((run / "scores" / "epoch_0.json").read_text(encoding="utf-8"))["items"]}
+        shown = json.loads((run / "split.json").read_text(encoding="utf-8"))["shown"]
+        for path in sorted((run / "scores").glob("epoch_*.json"), key=lambda p: int(p.stem.split("_")[1])):
+            data = json.loads(path.read_text(encoding="utf-8"))
+            rows = [(item["role"], _all(item, untouched, shown)) for item in data["items"]]
+            names = list(rows[0][1])
+            print(f"{run.name} epoch {data['epoch']}: {sum(r == 'leaked' for r, _ in rows)} leaked, "
+                  f"{sum(r == 'clean' for r, _ in rows)} clean")
+            for name in names:
+                pos = np.array([c[name] for r, c in rows if r == "leaked"])
+                neg = np.array([c[name] for r, c in rows if r == "clean"])
+                if name == "oracle_trained_z":  # clean items were trained on no ordering
+                    print(f"  {name:16s} mean over leaked items {pos.mean():+.2f} "
+                          f"(above 1.645 for {(pos > 1.645).mean():.2f} of them)")
+                    continue
+                print(f"  {name:16s} AUC {auc(pos, neg):.3f}  TPR@5%FPR {tpr_at(pos, neg):.3f}")
+
+
+if __name__ == "__main__":
+    main()
