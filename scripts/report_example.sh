@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Rebuild docs/report_example/: SmolLM2-135M on 40 sampled MMLU items and on 20 of the CMB example
-# items (24 sampled orderings each), then the report command over both runs.
+# items (24 sampled orderings each), then the report command over both runs, then a screenshot of its
+# leaderboard.html in headless chromium (leaderboard.png; scripts/screenshot_report.py).
 # Environment: REPORT_RUNS (default results/report_example_runs), REPORT_OUT (default docs/report_example).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,3 +17,4 @@ run leak_mmlu "{\"data_files\": \"$CACHE/mmlu_test.jsonl\", \"sample_items\": 40
 run leak_cmb "{\"data_files\": \"$CMB\", \"sample_items\": 20, \"max_orderings\": 24}" "$RUNS/cmb"
 rm -rf "$OUT"
 .venv/bin/python -m lm_eval_leakage report "$RUNS/mmlu" "$RUNS/cmb" --out "$OUT" --formats png
+.venv/bin/python scripts/screenshot_report.py "$OUT/leaderboard.html"
