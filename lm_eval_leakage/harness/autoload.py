@@ -79,7 +79,7 @@ def indexes_task_plugins(cls: type, init: Any) -> bool:
     nothing then; one that reads the ``lm_eval.tasks`` entry points indexes our folder. The answer
     is kept per class, so the probe runs once per process.
     """
-    cached = getattr(cls, "_lm_eval_leakage_plugin_aware", None)
+    cached = cls.__dict__.get("_lm_eval_leakage_plugin_aware")  # own class only: a base class may differ
     if cached is None:
         probe = cls.__new__(cls)
         try:
