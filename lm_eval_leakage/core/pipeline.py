@@ -7,14 +7,15 @@ scores and :func:`summarise` on a run's records; none of them chains the statist
 * :func:`score_item` computes everything that depends on one item alone: the original ordering's
   rank, permutation p-value, z-score and gap ratio (``item_statistics.item_stats``), the paper's
   IsolationForest score of the best ordering (``reference_rule``), and the calibrated scenario-b
-  statistic with its Gaussian-null p-value (``scenario_b``). The result, an :class:`ItemRecord`,
+  statistic and its mirror (``scenario_b``; a Gaussian-null p-value only for a statistic that has
+  a table, NaN for the default one). The result, an :class:`ItemRecord`,
   converts to and from a JSON object, which is what lm-eval carries from ``process_results`` to
   the aggregations (and logs per sample).
 * :func:`summarise` computes the dataset-level figures of a run (or of a subset such as one
   subject) from its records: Algorithm 1's rate with its chance level, exact test and interval, the
-  mean-rank test, Algorithm 2's rate, the calibrated scenario-b rate (its null pooled over the
-  run's items of the same role, fitted model and number of orderings), and, when the run has a
-  control set, observed minus control.
+  mean-rank test, Algorithm 2's rate, the calibrated scenario-b rate (its null: the run's control
+  items when it has them, else the mirror statistics of the run's items of the same role, fitted
+  model and number of orderings), and, when the run has a control set, observed minus control.
 
 Detector settings that can change after scoring (Algorithm 2's threshold, the exchangeability
 guard, the calibrated test's level and null) are :class:`Settings`; ``None`` keeps what the run
@@ -53,8 +54,9 @@ class Settings:
         keep_nonexchangeable: Count items whose option order is fixed by content in the
             scenario-a figures; ``None`` keeps what the run did for each item.
         alpha: Per-item level of the calibrated scenario-b test.
-        b_null: Null of the calibrated test: ``"auto"`` (mirror in each pool of at least
-            ``MIN_MIRROR_ITEMS`` items, else the Gaussian table), ``"mirror"`` or ``"gaussian"``.
+        b_null: Null of the calibrated test: ``"auto"`` (the run's control items when it has
+            them, else the mirror null; the Gaussian table in pools under ``MIN_MIRROR_ITEMS``
+            items only for statistics that have one), ``"mirror"`` or ``"gaussian"``.
     """
 
     delta: float | None = None
@@ -268,23 +270,35 @@ def _mean(values: Sequence[float]) -> float:
     return float(np.mean(kept)) if kept else math.nan
 
 
-def _pooled_pvalues(records: Sequence[ItemRecord], settings: Settings) -> tuple[np.ndarray, str, int]:
+def _pooled_pvalues(
+    records: Sequence[ItemRecord], settings: Settings, role: Role, control: Sequence[ItemRecord]
+) -> tuple[np.ndarray, str, int]:
     """Calibrated p-values of ``records`` (one role), their null pooled over those that pass the guard.
 
     Items the guard leaves out get NaN: their option order is fixed by content, so neither their
-    own statistic nor their mirror belongs to a null that assumes exchangeable options.
+    own statistic nor their mirror belongs to a null that assumes exchangeable options. With the
+    run's control items (``control``) and ``b_null="auto"``, the null is theirs: observed items
+    against the control items' statistics, each control item against the others' (so with no
+    leakage both roles flag ``alpha``). Else the mirror null (or a Gaussian table, where one exists).
     """
     pvalues = np.full(len(records), np.nan)
     usable = [i for i, r in enumerate(records) if r.passes_guard(settings.keep_nonexchangeable)]
     if not usable:
         return pvalues, "none", 0
     chosen = [records[i] for i in usable]
+    reference = [r for r in control if r.passes_guard(settings.keep_nonexchangeable)]
+    by_control = bool(reference) and settings.b_null == "auto"
+    statistic = [r.b_statistic for r in chosen]
     result = scenario_b.combine_item_statistics(
-        [r.b_statistic for r in chosen], [r.b_decoy for r in chosen], [r.b_model for r in chosen],
-        [r.b_gaussian_pvalue for r in chosen], null=settings.b_null, n_orderings=[r.n_orderings for r in chosen],
+        statistic, statistic if by_control and role == "control" else [r.b_decoy for r in chosen],
+        [r.b_model for r in chosen], [r.b_gaussian_pvalue for r in chosen],
+        null="mirror" if by_control and role == "control" else settings.b_null,
+        n_orderings=[r.n_orderings for r in chosen],
+        control=([r.b_statistic for r in reference], [r.b_model for r in reference],
+                 [r.n_orderings for r in reference]) if by_control and role == "observed" else None,
     )
     pvalues[usable] = result.pvalue
-    return pvalues, result.null, result.n_reference
+    return pvalues, "control" if by_control else result.null, result.n_reference
 
 
 def _calibrated_summary(pvalues: np.ndarray, null: str, n_reference: int, alpha: float) -> Any:
@@ -343,13 +357,11 @@ def summarise(
     if len(chosen) != len(records):
         raise ValueError(f"subset has {len(chosen)} entries for {len(records)} records")
     pvalues = np.full(len(records), np.nan)
-    nulls: dict[Role, tuple[str, int]] = {}
+    nulls: dict[Role, list[Any]] = {}
     for role in ("observed", "control"):
-        index = [i for i, r in enumerate(records) if r.role == role]
-        if index:
-            pooled, null, n_reference = _pooled_pvalues([records[i] for i in index], settings)
-            pvalues[index] = pooled
-            nulls[role] = (null, n_reference)
+        if index := [i for i, r in enumerate(records) if r.role == role]:
+            pvalues[index], *nulls[role] = _pooled_pvalues([records[i] for i in index], settings, role,
+                                                           [r for r in records if r.role == "control"])
     picked = {role: [i for i, r in enumerate(records) if chosen[i] and r.role == role and r.ok]
               for role in ("observed", "control")}
     guarded = {role: [i for i in index if records[i].passes_guard(settings.keep_nonexchangeable)]

@@ -15,41 +15,49 @@ Pure module: numpy and scipy only.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import stats
 
-from lm_eval_leakage.core.intervals import wilson_interval
 from lm_eval_leakage.core.scenario_b_statistics import (
     MIN_MIRROR_ITEMS,
     REASON_ALL_EQUAL,
     REASON_EXACT_FIT,
     REASON_INVALID_ITEM,
+    REASON_NO_CONTROL,
+    REASON_NO_TABLE,
     REASON_NON_FINITE,
     REASON_TOO_FEW,
     REASON_TOO_FEW_ITEMS,
+    SLOT_AGREEMENT,
     FittedItems,
     check_perms,
+    control_pvalues,
     fit_items,
     gaussian_pvalues,
     pool_groups,
+    pool_keys,
     pooled_pvalues,
+    slot_agreement_design,
+    studentised_max_design,
 )
+from lm_eval_leakage.core.scenario_b_summary import ScenarioBSummary, summarise_scenario_b
 
 __all__ = [
     "DEFAULT_METHOD",
     "DEFAULT_N_NULL",
     "DEFAULT_SEED",
+    "METHODS",
     "MIN_MIRROR_ITEMS",
     "REASON_ALL_EQUAL",
     "REASON_EXACT_FIT",
     "REASON_INVALID_ITEM",
     "REASON_NON_FINITE",
+    "REASON_NO_CONTROL",
+    "REASON_NO_TABLE",
     "REASON_TOO_FEW",
     "REASON_TOO_FEW_ITEMS",
     "ScenarioBResult",
@@ -61,10 +69,15 @@ __all__ = [
 ]
 
 Null = Literal["auto", "mirror", "gaussian"]
-NullUsed = Literal["mirror", "gaussian", "reference", "mirror+gaussian"]
+NullUsed = Literal["mirror", "gaussian", "reference", "mirror+gaussian", "control"]
 
-DEFAULT_METHOD: Final[str] = "studentised_max"
+DEFAULT_METHOD: Final[str] = SLOT_AGREEMENT
 """The statistic of the detector (why this one: docs/method.md, section 6.4)."""
+METHODS: Final[dict[str, Callable[[NDArray[np.int64]], Any]]] = {
+    SLOT_AGREEMENT: slot_agreement_design,
+    "studentised_max": studentised_max_design,
+}
+"""The statistics :func:`scenario_b_pvalues` computes, and their designs."""
 DEFAULT_N_NULL: Final[int] = 50_000
 DEFAULT_SEED: Final[int] = 0
 
@@ -101,46 +114,6 @@ class ScenarioBResult:
     method: str
     null: NullUsed
     n_reference: int
-
-
-@dataclass(frozen=True)
-class ScenarioBSummary:
-    """Dataset-level scenario-b figures.
-
-    Attributes:
-        n_items: Items in the batch.
-        n_valid: Items with a p-value.
-        n_excluded: Items without one (``n_items - n_valid``).
-        n_flagged: Valid items with ``p < alpha``.
-        alpha: Nominal level; the expected flagged fraction when no item leaked.
-        confidence: Confidence level of the intervals.
-        flagged_fraction: ``n_flagged / n_valid``.
-        flagged_low: Lower Wilson bound of the flagged fraction.
-        flagged_high: Upper Wilson bound of the flagged fraction.
-        excess: ``flagged_fraction - alpha``, the flagged fraction beyond the calibrated level.
-        excess_low: Lower bound of ``excess`` (Newcombe's hybrid Wilson interval, which also
-            counts the sampling error of the null when it was estimated from ``n_reference``
-            values).
-        excess_high: Upper bound of ``excess``.
-        pvalue: One-sided p-value of "flagged fraction > alpha" (normal approximation with the
-            same two variance terms).
-        null: The null behind the item p-values.
-    """
-
-    n_items: int
-    n_valid: int
-    n_excluded: int
-    n_flagged: int
-    alpha: float
-    confidence: float
-    flagged_fraction: float
-    flagged_low: float
-    flagged_high: float
-    excess: float
-    excess_low: float
-    excess_high: float
-    pvalue: float
-    null: str
 
 
 def check_inputs(scores: ArrayLike, perms: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
@@ -200,7 +173,7 @@ def apply_null(
     groups = pool_groups(model_of, np.full(len(model_of), n, dtype=np.int64))
     return pooled_pvalues(
         fitted.upper, fitted.lower, groups, lambda members: (gaussian_pvalues(fitted, members, n_null, rng), n_null),
-        null, fitted.reasons,
+        null, fitted.reasons, lambda members: str(model_of[members[0]]),
     )
 
 
@@ -224,10 +197,12 @@ def scenario_b_pvalues(
             ``j``; ordering 0 is the original.
         perms: ``(n, k)`` orderings shared by all items, or ``(m, n, k)`` per item;
             ``perms[..., j, p]`` is the original option shown at position ``p`` in ordering ``j``.
-        method: Only ``"studentised_max"`` (:data:`DEFAULT_METHOD`); the experimental statistics
-            are in :func:`scenario_b_experimental.experimental_pvalues`.
+        method: A key of :data:`METHODS`: ``"slot_agreement"`` (:data:`DEFAULT_METHOD`) or
+            ``"studentised_max"``; the experimental statistics are in
+            :func:`scenario_b_experimental.experimental_pvalues`.
         null: ``"mirror"``, ``"gaussian"``, or ``"auto"``: per model, mirror when at least
-            ``MIN_MIRROR_ITEMS`` valid items share it, else Gaussian.
+            ``MIN_MIRROR_ITEMS`` valid items share it or the statistic has no Gaussian table
+            (``slot_agreement``: its items get NaN under ``"gaussian"``), else Gaussian.
         n_null: Monte Carlo table size for the Gaussian null (one table per design, cached when
             ``rng`` is a seed).
         rng: Seed or generator for the Gaussian table; nothing else is random.
@@ -241,20 +216,20 @@ def scenario_b_pvalues(
         ValueError: On malformed shapes or orderings, an unknown method or null.
     """
     values, orderings = check_inputs(scores, perms)
-    if method != DEFAULT_METHOD:
-        raise ValueError(f"unknown method {method!r}; choose {DEFAULT_METHOD!r} (others: scenario_b_experimental)")
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose from {sorted(METHODS)} (others: scenario_b_experimental)")
     if null not in ("auto", "mirror", "gaussian"):
         raise ValueError(f"unknown null {null!r}")
     m, n = values.shape
     if n < 3:
         return too_few_orderings(m, method, "gaussian" if null == "auto" else null)
     check_perms(orderings, n)
-    fitted = fit_items(values, orderings)
+    fitted = fit_items(values, orderings, METHODS[method])
     pvalue, resolved, n_reference = apply_null(fitted, n, null, n_null, rng)
     return fitted_result(fitted, pvalue, method, resolved, n_reference)
 
 
-def combine_item_statistics(
+def combine_item_statistics(  # long: per-item inputs checked, then one of three nulls
     statistic: ArrayLike,
     decoy: ArrayLike,
     model: Sequence[str],
@@ -264,6 +239,7 @@ def combine_item_statistics(
     method: str = DEFAULT_METHOD,
     n_null: int = DEFAULT_N_NULL,
     n_orderings: ArrayLike | None = None,
+    control: tuple[ArrayLike, Sequence[str], ArrayLike] | None = None,
 ) -> ScenarioBResult:
     """Dataset-level p-values from per-item results computed one item at a time.
 
@@ -284,6 +260,12 @@ def combine_item_statistics(
         n_orderings: Orderings scored per item. The mirror null pools ``T-`` only over items
             with the same count (``T+`` of 24 and of 120 orderings follow different laws, as
             on CMB); ``None`` pools every item of a model together.
+        control: ``(statistic, model, n_orderings)`` of control items (``core.control``: the
+            same kind of text, which no training corpus can contain). Given, and with ``null``
+            ``"auto"``, each item's ``T+`` is ranked against the control items' ``T+`` of the
+            same model and number of orderings (the ``"control"`` null; ``n_orderings`` is then
+            required). The control items are not under test, so however many items leaked, the
+            null stays that of unseen text; pools without a control item get NaN and a reason.
 
     Returns:
         A :class:`ScenarioBResult` (``outlier_ordering`` is -1: not known at this level).
@@ -301,17 +283,45 @@ def combine_item_statistics(
         )
     reasons = ["" if name else REASON_INVALID_ITEM for name in model_of]
     resolved: NullUsed
-    if null == "gaussian":
+    if control is not None and null == "auto":
+        if n_orderings is None:
+            raise ValueError("the control null needs n_orderings")
+        pvalue, n_reference = _against_control(upper, model_of, counts, control, reasons)
+        resolved = "control"
+    elif null == "gaussian":
         pvalue = np.where(model_of != "", gaussian_of, np.nan)
+        for i in np.flatnonzero((model_of != "") & np.isnan(gaussian_of)):
+            reasons[i] = REASON_NO_TABLE
         resolved, n_reference = "gaussian", n_null
     else:
         pvalue, resolved, n_reference = pooled_pvalues(
             upper, lower, pool_groups(model_of, counts), lambda members: (gaussian_of[members], n_null),
-            null, reasons,
+            null, reasons, lambda members: str(model_of[members[0]]),
         )
     fitted = FittedItems(upper, lower, np.full(upper.size, -1, dtype=np.int64), reasons,
                          [str(name) for name in model_of], [], np.full(upper.size, -1, dtype=np.int64))
     return fitted_result(fitted, pvalue, method, resolved, n_reference)
+
+
+def _against_control(
+    upper: NDArray[np.float64],
+    model_of: NDArray[Any],
+    counts: NDArray[np.int64],
+    control: tuple[ArrayLike, Sequence[str], ArrayLike],
+    reasons: list[str],
+) -> tuple[NDArray[np.float64], int]:
+    """Items' p-values against the control items' ``T+`` of the same pool (see :func:`combine_item_statistics`)."""
+    statistic = np.asarray(control[0], dtype=float)
+    model = np.asarray(list(control[1]), dtype=object)
+    n_orderings = np.asarray(control[2], dtype=np.int64)
+    if not statistic.size == model.size == n_orderings.size:
+        raise ValueError(f"control inputs differ in length: statistic {statistic.size}, model {model.size}, "
+                         f"n_orderings {n_orderings.size}")
+    usable = (model != "") & np.isfinite(statistic)
+    kept, model, n_orderings = statistic[usable], model[usable], n_orderings[usable]
+    reference = {key: kept[members] for key, members in
+                 zip(pool_keys(model, n_orderings), pool_groups(model, n_orderings), strict=True)}
+    return control_pvalues(upper, pool_groups(model_of, counts), pool_keys(model_of, counts), reference, reasons)
 
 
 def scenario_b_pvalue(
@@ -322,11 +332,12 @@ def scenario_b_pvalue(
     n_null: int = DEFAULT_N_NULL,
     rng: np.random.Generator | int = DEFAULT_SEED,
 ) -> float:
-    """Scenario-b p-value of one item: does its standout ordering stand out more than chance?
+    """Scenario-b p-value of one item: does its best ordering stand out more than chance?
 
-    One item cannot estimate its own error law, so the null is the Gaussian Monte Carlo table
-    (exact for Gaussian errors, optimistic for heavy tails). For a dataset prefer
-    :func:`scenario_b_pvalues`, whose default mirror null holds for any symmetric error law.
+    One item cannot estimate its own error law, so the statistic is the studentised maximum and
+    the null its Gaussian Monte Carlo table (exact for Gaussian errors, optimistic for heavy
+    tails); the default statistic (``slot_agreement``) has no null for one item. For a dataset
+    prefer :func:`scenario_b_pvalues` or, with control items, the control null.
 
     Args:
         scores: ``(n,)`` summed log-likelihoods, ordering 0 = original.
@@ -344,47 +355,5 @@ def scenario_b_pvalue(
         raise ValueError(f"scores must be 1-D for one item, got shape {values.shape}")
     if null != "gaussian":
         raise ValueError('a single item needs null="gaussian"')
-    result = scenario_b_pvalues(values[None, :], perms, null=null, n_null=n_null, rng=rng)
+    result = scenario_b_pvalues(values[None, :], perms, method="studentised_max", null=null, n_null=n_null, rng=rng)
     return float(result.pvalue[0])
-
-
-def summarise_scenario_b(
-    result: ScenarioBResult, *, alpha: float = 0.05, confidence: float = 0.95
-) -> ScenarioBSummary:
-    """Flagged fraction, its excess over the calibrated level, and intervals.
-
-    ``flagged = #{p_i < alpha} / n_valid``; under no leakage its expectation is at most ``alpha``
-    (exactly ``alpha`` up to the granularity of the null sample). ``excess = flagged - alpha``.
-    Intervals: Wilson for ``flagged``; for ``excess``, Newcombe's hybrid score interval for a
-    difference of proportions, combining the Wilson interval of ``flagged`` (``n_valid`` items)
-    with the Wilson interval of the null's own level (``n_reference`` null values: the mirror
-    decoys, the Monte Carlo table, or the reference), because the null threshold is itself
-    estimated. The one-sided p-value uses the normal approximation with the same two variances.
-
-    Raises:
-        ValueError: If no item has a p-value, or ``alpha``/``confidence`` lie outside (0, 1).
-    """
-    if not 0.0 < alpha < 1.0 or not 0.0 < confidence < 1.0:
-        raise ValueError("alpha and confidence must lie in (0, 1)")
-    pvalues = np.asarray(result.pvalue, dtype=float)
-    valid = np.isfinite(pvalues)
-    n_valid = int(valid.sum())
-    if n_valid == 0:
-        reasons = sorted({reason for reason in result.reason if reason})
-        raise ValueError(f"no item has a scenario-b p-value (reasons: {reasons})")
-    n_flagged = int(np.sum(pvalues[valid] < alpha))
-    flagged = n_flagged / n_valid
-    low, high = wilson_interval(n_flagged, n_valid, confidence=confidence)
-    n_ref = max(result.n_reference, 1)
-    null_low, null_high = wilson_interval(alpha * n_ref, n_ref, confidence=confidence)
-    excess = flagged - alpha
-    se = math.sqrt(alpha * (1.0 - alpha) * (1.0 / n_valid + 1.0 / n_ref))
-    return ScenarioBSummary(
-        n_items=len(pvalues), n_valid=n_valid, n_excluded=len(pvalues) - n_valid, n_flagged=n_flagged,
-        alpha=alpha, confidence=confidence, flagged_fraction=flagged, flagged_low=low, flagged_high=high,
-        excess=excess,
-        excess_low=excess - math.hypot(flagged - low, null_high - alpha),
-        excess_high=excess + math.hypot(high - flagged, alpha - null_low),
-        pvalue=float(stats.norm.sf(excess / se)),
-        null=result.null,
-    )

@@ -28,6 +28,13 @@ REASON_EXACT_FIT: Final[str] = "scores fit the model exactly (no residual variat
 REASON_TOO_FEW_ITEMS: Final[str] = "fewer than 2 valid items for the mirror null"
 REASON_INVALID_ITEM: Final[str] = "the item had no valid statistic"
 
+SLOT_AGREEMENT: Final[str] = "slot_agreement"
+"""Name (statistic and fitted model) of the default statistic, :func:`slot_agreement_design`."""
+TABLE_MODELS: Final[frozenset[str]] = frozenset({"intercept", "additive", "gap"})
+"""Fitted models whose statistic has a Gaussian table (its law under i.i.d. scores is the null)."""
+REASON_NO_CONTROL: Final[str] = "no control item with the same statistic and number of orderings"
+REASON_NO_TABLE: Final[str] = "the statistic has no Gaussian table (its null is made of other items)"
+
 MIN_MIRROR_ITEMS: Final[int] = 200
 """``null="auto"`` uses the mirror null in each pool (valid items sharing a fitted model and a number
 of orderings) of at least this many items, and the Gaussian table in smaller pools."""
@@ -123,8 +130,60 @@ def intercept_design(
 
 
 def studentised_max_design(perms: NDArray[np.int64]) -> Design:
-    """The default detector's design: the studentised maximum over the item's orderings."""
+    """The design of the studentised maximum over the item's orderings."""
     return intercept_design(perms.shape[0])
+
+
+def shared_positions(perms: NDArray[np.int64]) -> NDArray[np.float64]:
+    """``(n, n)``: in how many positions orderings ``i`` and ``j`` show the same option."""
+    return np.asarray((perms[:, None, :] == perms[None, :, :]).sum(axis=2), dtype=np.float64)
+
+
+def _agreement(scores: NDArray[np.float64], shared: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """Per item: correlation of its scores with the template of its best ordering (see :func:`slot_agreement_design`)."""
+    best = np.argmax(scores, axis=1)
+    agree = shared[best]  # (m, n)
+    agree[np.arange(len(best)), best] *= 2.0  # the ordering itself: its k positions, and k more as a whole text
+    agree = agree - agree.mean(axis=1, keepdims=True)
+    centred = scores - scores.mean(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value = (agree * centred).sum(axis=1) / np.sqrt((agree**2).sum(axis=1) * (centred**2).sum(axis=1))
+    return value, best
+
+
+def slot_agreement_design(perms: NDArray[np.int64]) -> Design:
+    """The default detector's design: agreement of the scores with the best ordering, position by position.
+
+    ``T+`` is the Pearson correlation, over the item's orderings, between the scores and a template
+    of "this ordering was trained on": the number of positions in which each ordering shows the
+    same option as the best-scoring one, the best one itself counted twice (``2k``: its ``k``
+    positions, and ``k`` more for being the whole trained text). ``T-`` is the same for the
+    negated scores (the worst ordering). Training on one ordering raises every ordering that
+    puts some of its options in the same places, roughly in proportion to how many, which a
+    studentised maximum does not see; the doubled weight keeps a lone spike at the best ordering
+    (correlation 0.88 for four options) detectable too. Why, and the measurements:
+    docs/method.md, section 6.4. Unseen items have the positional structure too (a model's
+    preferences for options in positions add up the same way), so the statistic has no law of
+    its own: its null is always made of other items (control items, or the mirror ``T-``),
+    never a Gaussian table.
+    """
+    shared = shared_positions(perms)
+
+    def compute(scores: NDArray[np.float64], design: Design) -> Statistics:
+        upper, standout = _agreement(scores, shared)
+        lower, _ = _agreement(-scores, shared)
+        return upper, lower, standout, ~np.isfinite(upper) | ~np.isfinite(lower)
+
+    n = perms.shape[0]
+    return Design(
+        model=SLOT_AGREEMENT,
+        statistic=SLOT_AGREEMENT,
+        basis=np.full((n, 1), n**-0.5),
+        residual_diag=np.full(n, 1.0 - 1.0 / n),
+        residual_df=n - 1,
+        null_key=(SLOT_AGREEMENT, perms.tobytes()),
+        compute=compute,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -234,6 +293,10 @@ def gaussian_pvalues(
     out = np.full(members.size, np.nan)
     for key in np.unique(fitted.design_of[members]):
         chosen = fitted.design_of[members] == key
+        if fitted.designs[key].model not in TABLE_MODELS:
+            for i in members[chosen]:
+                fitted.reasons[i] = REASON_NO_TABLE
+            continue
         table = gaussian_table(fitted.designs[key], n_null, rng)
         out[chosen] = upper_tail_pvalues(fitted.upper[members[chosen]], table)
     return out
@@ -250,8 +313,13 @@ def mirror_pvalues(upper: NDArray[np.float64], lower: NDArray[np.float64]) -> ND
 def pool_groups(model: NDArray[Any], n_orderings: NDArray[np.int64]) -> list[NDArray[np.int64]]:
     """Valid items that share a fitted model and a number of orderings (one law of ``T+`` each)."""
     valid = model != ""
-    keys = sorted({(str(name), int(n)) for name, n in zip(model[valid], n_orderings[valid], strict=True)})
-    return [np.flatnonzero(valid & (model == name) & (n_orderings == n)) for name, n in keys]
+    return [np.flatnonzero(valid & (model == name) & (n_orderings == n)) for name, n in pool_keys(model, n_orderings)]
+
+
+def pool_keys(model: NDArray[Any], n_orderings: NDArray[np.int64]) -> list[tuple[str, int]]:
+    """The ``(fitted model, number of orderings)`` of each of :func:`pool_groups`' groups, in its order."""
+    valid = model != ""
+    return sorted({(str(name), int(n)) for name, n in zip(model[valid], n_orderings[valid], strict=True)})
 
 
 def pooled_pvalues(
@@ -261,19 +329,22 @@ def pooled_pvalues(
     gaussian: Callable[[NDArray[np.int64]], tuple[NDArray[np.float64], int]],
     null: Literal["auto", "mirror"],
     reasons: list[str],
+    model_of: Callable[[NDArray[np.int64]], str] = lambda members: "intercept",
 ) -> tuple[NDArray[np.float64], ResolvedNull, int]:
     """Mirror-null p-values within each pool group (T+ laws differ across models and ``n``).
 
     ``null="auto"`` uses the mirror null in groups of at least ``MIN_MIRROR_ITEMS`` items and
-    ``gaussian`` (a callable ``members -> p-values``) in the others; ``"mirror"`` uses it in
-    every group (a group of one item gets NaN and a reason). Returns the p-values, the null(s)
-    used, and the smallest null sample behind a p-value (the conservative size for intervals).
+    ``gaussian`` (a callable ``members -> p-values``) in the others, if their statistic has a
+    Gaussian table (``model_of(members)`` in :data:`TABLE_MODELS`), else the mirror null at any
+    size; ``"mirror"`` uses it in every group (a group of one item gets NaN and a reason).
+    Returns the p-values, the null(s) used, and the smallest null sample behind a p-value (the
+    conservative size for intervals).
     """
     pvalue = np.full(upper.size, np.nan)
     used: set[str] = set()
     sizes: list[int] = []
     for members in groups:
-        if null == "auto" and members.size < MIN_MIRROR_ITEMS:
+        if null == "auto" and members.size < MIN_MIRROR_ITEMS and model_of(members) in TABLE_MODELS:
             pvalue[members], size = gaussian(members)
             used.add("gaussian")
         elif members.size == 1:
@@ -288,3 +359,30 @@ def pooled_pvalues(
         used.add("gaussian" if null == "auto" else "mirror")
     resolved = "mirror+gaussian" if len(used) == 2 else used.pop()
     return pvalue, resolved, min(sizes, default=0)  # type: ignore[return-value]
+
+
+def control_pvalues(
+    upper: NDArray[np.float64],
+    groups: list[NDArray[np.int64]],
+    keys: list[tuple[str, int]],
+    control: dict[tuple[str, int], NDArray[np.float64]],
+    reasons: list[str],
+) -> tuple[NDArray[np.float64], int]:
+    """P-values of each pool's ``T+`` against the control items' ``T+`` of the same pool key.
+
+    ``groups[g]`` are the items of pool ``keys[g]`` (fitted model, number of orderings);
+    ``control[key]`` the control items' ``T+`` values there. ``p = (1 + #{control >= T+}) /
+    (N + 1)``. A pool with no control item gets NaN and a reason. Returns the p-values and the
+    smallest control sample behind one (0 when none was).
+    """
+    pvalue = np.full(upper.size, np.nan)
+    sizes = []
+    for members, key in zip(groups, keys, strict=True):
+        reference = np.sort(control.get(key, np.zeros(0)))
+        if reference.size == 0:
+            for i in members:
+                reasons[i] = REASON_NO_CONTROL
+            continue
+        pvalue[members] = upper_tail_pvalues(upper[members], reference)
+        sizes.append(reference.size)
+    return pvalue, min(sizes, default=0)

@@ -80,8 +80,9 @@ COLUMNS: tuple[Column, ...] = (
            "fraction flagged by the paper's Algorithm 2: IsolationForest (100 trees, seed 42) score of the best "
            "ordering `< delta`, `delta` = -0.20 for 4 options, -0.25 for 5+", "0.2-0.5: uncalibrated"),
     Column("leak_b_cal", _cal("flagged_fraction"), False,
-           "fraction of the items that pass the guard whose best ordering stands out (studentised maximum over the "
-           "orderings) beyond what unseen items allow at `alpha = 0.05` (calibrated detector, below)", "0.05"),
+           "fraction of the items that pass the guard whose scores follow the pattern of a trained best ordering "
+           "(correlation with the slots each ordering shares with it) beyond what unseen items allow at "
+           "`alpha = 0.05` (calibrated detector, below; null: the control items, else the mirror)", "0.05"),
     Column("leak_b_cal_excess", _cal("excess"), False, "`leak_b_cal - 0.05`", "0"),
     Column("leak_b_cal_lo", _cal("excess_low"), False,
            "lower end of the 95% interval of `leak_b_cal_excess` (Newcombe, counting the null's own error)",

@@ -141,8 +141,7 @@ def outputs_from_records(
     }
     for delta in PAPER_DELTAS:
         out[_leak_b_name(delta)] = {"score": -iso, "flag": iso < delta, "valid": ok}
-    # The mirror null, as on a full benchmark (lm-eval runs of 200+ items use it); with the few
-    # items of a validation run "auto" would fall back to the Gaussian table.
+    # The mirror null, as an lm-eval run without control items uses it (a validation run has none).
     calib = pipeline.summarise(records, pipeline.Settings(b_null="mirror")).b_pvalues
     statistic = np.array([r.b_statistic for r in records], dtype=np.float64)
     # Score = the statistic itself: the mirror p-value is a coarse (1/m steps) monotone map of it.
@@ -317,13 +316,14 @@ def dataset_figures(
 
     Every figure is read, by the reader lm-eval's aggregation uses (``harness.columns``), from
     :func:`pipeline.summarise` over ``records`` with the default settings (calibrated null
-    ``"auto"``: mirror in pools of at least ``pipeline.MIN_MIRROR_ITEMS`` items, else the Gaussian
-    table), as a ``leak_*`` task reports them on the same items. Unlike the detectors, nothing
-    here uses the labels: leaked and clean items count alike.
+    ``"auto"``: the mirror null, as a run without control items has), as a ``leak_*`` task
+    reports them on the same items. Unlike the detectors, nothing here uses the labels: leaked
+    and clean items count alike.
 
     The changes (:data:`UNTOUCHED_COLUMNS`) are the same summary's observed-minus-control figures
     (``leak_a_vs_control``, ...: Newcombe's interval for the two fractions, Welch's for the mean
-    rank, each 95%) with ``untouched``, the untouched model's records, as the control set. Those
+    rank, each 95%) with ``untouched``, the untouched model's records, as the control set (so the
+    calibrated column's null is the untouched model's statistics of the same items). Those
     intervals treat the two samples as independent; the same items scored twice are positively
     correlated, so the intervals are wider than a paired interval would be (conservative).
 

@@ -9,7 +9,7 @@ import pytest
 from support.data import CMB_EXAMPLE
 
 from lm_eval_leakage.core import scenario_b as calibrated
-from lm_eval_leakage.core import item_statistics, scenario_a
+from lm_eval_leakage.core import item_statistics, pipeline, scenario_a
 from lm_eval_leakage.core.orderings import build_orderings
 from lm_eval_leakage.core.pipeline import CALIBRATED_ALPHA, ItemRecord
 from lm_eval_leakage.harness import docs as leak_docs
@@ -48,10 +48,15 @@ def test_process_results_record_for_one_item() -> None:
     assert record.stats.original_first and record.stats.rank == 0.0 and record.n_orderings == 24
     assert record.stats.pvalue == pytest.approx(1 / 24)
     assert record.stats.zscore == pytest.approx(item_statistics.item_stats(scores).zscore)
-    # The default statistic, the studentised maximum (max - mean) / sd, with no position model.
-    assert record.b_model == "intercept" and 0.0 < record.b_gaussian_pvalue <= 1.0
-    assert record.b_statistic == pytest.approx((scores.max() - scores.mean()) / scores.std(ddof=1))
-    assert record.b_decoy == pytest.approx((scores.mean() - scores.min()) / scores.std(ddof=1))
+    # The default statistic: correlation with the positions shared with the best ordering (which
+    # counts twice); no Gaussian table, its null is made of other items.
+    perms = np.asarray(_doc(list("abcd"))["perms"])
+    best, worst = int(np.argmax(scores)), int(np.argmin(scores))
+    template = (perms == perms[best]).sum(axis=1) + 4 * (np.arange(24) == best)
+    mirror = (perms == perms[worst]).sum(axis=1) + 4 * (np.arange(24) == worst)
+    assert record.b_model == "slot_agreement" and math.isnan(record.b_gaussian_pvalue)
+    assert record.b_statistic == pytest.approx(np.corrcoef(scores, template)[0, 1])
+    assert record.b_decoy == pytest.approx(np.corrcoef(-scores, mirror)[0, 1])
     assert math.isnan(record.isolation)  # the rule was off
     rows = [out]
     assert aggregate(rows, "leak_a") == 1.0 and aggregate(rows, "leak_a_chance") == pytest.approx(1 / 24)
@@ -65,19 +70,22 @@ def test_nonexchangeable_items_leave_every_figure_whose_null_assumes_exchangeabl
     standout = rng.normal(size=24)
     standout[5] += 12.0  # e.g. sorted numbers: one ordering reads naturally
     guarded = _doc(list("abcd"), exchangeable=False)
-    clean = [rng.normal(size=24) for _ in range(7)]
-    rows = [process_results(guarded, _results(standout))] + [
-        process_results(_doc(list("abcd")), _results(scores)) for scores in clean]
+    clean = [process_results(_doc(list("abcd"), reference_rule=False), _results(rng.normal(size=24)))
+             for _ in range(39)]
+    rows = [process_results(guarded, _results(standout))] + clean
     assert aggregate(rows, "n_nonexch") == 1
     assert ItemRecord.from_json(rows[0]["leak_b"]).flag_b()  # the paper's rule counts it, and flags it
-    assert aggregate(rows, "leak_b") == sum(ItemRecord.from_json(r["leak_b"]).flag_b() for r in rows) / 8
-    assert aggregate(rows, "leak_b_cal") == 0.0  # the guarded item is not among the 7 counted
+    ran = [r for r in rows if not math.isnan(ItemRecord.from_json(r["leak_b"]).isolation)]
+    assert aggregate(rows, "leak_b") == sum(ItemRecord.from_json(r["leak_b"]).flag_b() for r in ran) / len(ran)
+    guarded_run = pipeline.summarise([ItemRecord.from_json(r["leak_a"]) for r in rows])
+    assert math.isnan(guarded_run.b_pvalues[0]) and guarded_run.calibrated.n_valid == 39  # not counted
     only_guarded = rows[:1]
     assert math.isnan(aggregate(only_guarded, "leak_a")) and math.isnan(aggregate(only_guarded, "orig_rank"))
     assert math.isnan(aggregate(only_guarded, "leak_b_cal")) and math.isnan(aggregate(only_guarded, "leak_b_cal_p"))
-    kept = [process_results(guarded | {"keep_nonexchangeable": True}, _results(standout))]
-    assert aggregate(kept, "leak_a") in (0.0, 1.0) and aggregate(kept, "n_nonexch") == 1
-    assert aggregate(kept, "leak_b_cal") == 1.0
+    kept = [process_results(guarded | {"keep_nonexchangeable": True}, _results(standout))] + clean
+    assert aggregate(kept[:1], "leak_a") in (0.0, 1.0) and aggregate(kept, "n_nonexch") == 1
+    kept_run = pipeline.summarise([ItemRecord.from_json(r["leak_a"]) for r in kept])
+    assert kept_run.calibrated.n_valid == 40 and kept_run.b_pvalues[0] < 0.05  # counted, and flagged
 
 
 def test_unusable_scores_are_excluded_and_counted() -> None:
@@ -113,7 +121,7 @@ def test_calibrated_aggregation_equals_the_batch_computation() -> None:
     assert aggregate(rows, "leak_b_cal") == pytest.approx(batch.flagged_fraction)
     assert aggregate(rows, "leak_b_cal_lo") == pytest.approx(batch.excess_low)
     assert aggregate(rows, "leak_b_cal_p") == pytest.approx(batch.pvalue)
-    assert batch.flagged_fraction > 0.1
+    assert batch.excess_low > 0.0  # the planted items lift the flagged fraction above alpha
     assert math.isnan(aggregate(rows, "leak_b"))
 
 

@@ -216,8 +216,9 @@ def test_planted_leak_is_found_and_clean_model_is_not(two_models: Path) -> None:
     leaky, clean = summaries["leaky"], summaries["clean"]
     assert leaky.leak_a == 1.0 and leaky.leak_a_p < 1e-12 and leaky.orig_rank == 0.0
     assert leaky.leak_a_chance == pytest.approx(1 / 24) and leaky.leak_a_ci_lo > 0.7
-    # 12 items: too few for the mirror null
-    assert leaky.leak_b_cal_p < 1e-6 and leaky.leak_b_cal_null == "gaussian"
+    # 12 items, no control: the mirror null's smallest p-value is 1/12, above alpha, so the
+    # calibrated detector cannot flag an item of so small a run (it needs 21 items or control items)
+    assert leaky.leak_b_cal_null == "mirror" and leaky.leak_b_cal == 0.0
     assert clean.leak_a < 0.3 and clean.leak_a_p > 0.01 and clean.leak_b_cal < 0.3
 
 

