@@ -8,7 +8,10 @@ clean) and its true-positive rate at a 5% false-positive rate (threshold = the 9
 the clean items' statistic at that epoch: a best case for any calibration). The candidates are
 per-item statistics of the ordering scores that need no label and no other item:
 
-* ``studentised_max``: ``(max - mean) / sd``, the calibrated detector's statistic today.
+* ``slot_agreement``: the calibrated detector's statistic (``core.scenario_b_statistics``): the
+  correlation of the scores with the slots each ordering shares with the best one, which counts
+  twice.
+* ``studentised_max``: ``(max - mean) / sd``, the calibrated detector's earlier statistic.
 * ``additive_r2``: R^2 of the additive option-by-slot least-squares fit. Memorising one ordering
   raises every ordering that shares options in the same slots, which an additive fit captures.
 * ``agreement_best``: correlation of the scores with the number of slots each ordering shares
@@ -30,6 +33,8 @@ import json
 from pathlib import Path
 
 import numpy as np
+
+from lm_eval_leakage.core.scenario_b_statistics import slot_agreement_design
 
 
 def _design(perms: np.ndarray) -> np.ndarray:
@@ -59,6 +64,7 @@ def candidates(scores: np.ndarray, perms: np.ndarray) -> dict[str, float]:
     rest[best] = False
     prefix = (scores[same_first].mean() - scores[rest].mean()) / sd if same_first.any() and rest.any() else 0.0
     return {
+        "slot_agreement": float(slot_agreement_design(perms).compute(scores[None, :], None)[0][0]),  # type: ignore[arg-type]
         "studentised_max": float((scores.max() - scores.mean()) / sd),
         "additive_r2": float((fitted**2).sum() / (s**2).sum()),
         "agreement_best": _corr(scores, agreement[best].astype(float)),
