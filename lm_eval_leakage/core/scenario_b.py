@@ -4,9 +4,11 @@ Scenario b of Ni et al. (arXiv 2409.01790, Algorithm 2) asks whether *any* order
 options stands out, because the benchmark may have been shuffled before it leaked. The paper flags
 an item when an IsolationForest score of its best ordering is below a fixed delta, a rule that
 flags many items a model never saw (docs/method.md, section 4). Here the threshold is replaced by a
-p-value whose false-positive rate on unseen items is the nominal alpha: the studentised maximum of
-the item's scores, against the mirror null (the other items' mirrored statistics) or a Gaussian
-Monte Carlo table. Model, statistics, nulls, measured figures and limits: docs/method.md, section 6.
+p-value whose false-positive rate on unseen items is the nominal alpha. The default statistic,
+slot agreement, is the correlation of the item's scores with the slots each ordering shares with
+the best one; its null is made of other items, the run's control items or the mirror statistics of
+the items under test. The studentised maximum is the other statistic, with a Gaussian Monte Carlo
+table as well. Model, statistics, nulls, measured figures and limits: docs/method.md, section 6.
 The machinery is in :mod:`scenario_b_statistics`; the statistics that were tried and not kept are
 in :mod:`scenario_b_experimental`.
 

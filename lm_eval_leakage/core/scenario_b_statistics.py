@@ -1,9 +1,10 @@
-"""The calibrated scenario-b detector's machinery: designs, statistics, Gaussian tables, mirror nulls.
+"""The calibrated scenario-b detector's machinery: designs, statistics, Gaussian tables, mirror and control nulls.
 
-An item's ordering scores are reduced to two statistics, ``T+`` (how far the best ordering stands
-out) and its mirror ``T-`` (how far the worst one falls short); under no leakage the scores are
-taken to be symmetric about their centre, so ``T+`` and ``T-`` share one law. The production
-statistic is the studentised maximum (Grubbs' statistic) over the item's orderings. The model of
+An item's ordering scores are reduced to two statistics, ``T+`` (how much the scores look like a
+trained best ordering) and its mirror ``T-`` (the same for the negated scores); under no leakage
+the scores are taken to be symmetric about their centre, so ``T+`` and ``T-`` share one law. The
+production statistic is slot agreement (:func:`slot_agreement_design`); the studentised maximum
+(Grubbs' statistic) is the other one, and the only one with a Gaussian table. The model of
 an unseen item, the statistics, the nulls and the measured figures behind these choices are in
 docs/method.md, section 6. The public entry points are in :mod:`scenario_b`; experimental
 statistics (the additive residual, the gap ratio) plug their own designs into :func:`fit_items`
