@@ -70,7 +70,7 @@ class ValidationConfig:
         train_batch_size: Sequences per optimiser step.
         max_length: Items whose training text (either format, original order, plus the
             end-of-text token) is longer than this many tokens are not sampled.
-        eval_batch_size: lm-eval batch size (24 = one four-option item per batch).
+        eval_batch_size: lm-eval batch size (``hf-prefix``: rows of 256 new tokens per forward pass).
         device: ``"cpu"``, ``"cuda"``...; ``None`` picks CUDA when available.
         alpha: Level of the p-value detectors' default threshold.
         z_threshold: Default threshold of ``orig_z``.
