@@ -43,9 +43,9 @@ class Settings:
             -0.20 for four options, -0.25 for five or more, unless the run set one).
         alpha: Per-item level of the calibrated scenario-b test; its flagged fraction is
             ``alpha`` with no leakage.
-        b_null: Null of the calibrated test: ``"auto"`` (the tasks' choice: mirror within each
-            pool of a run's items with the same number of orderings, from
-            ``pipeline.MIN_MIRROR_ITEMS`` items up, else Gaussian), ``"mirror"`` or ``"gaussian"``.
+        b_null: Null of the calibrated test: ``"auto"`` (the tasks' choice: the run's control
+            items when it has them, else the mirror within each pool of its items with the same
+            number of orderings), ``"mirror"`` or ``"gaussian"`` (the studentised maximum only).
         keep_nonexchangeable: Keep items whose option order is fixed by content in the
             scenario-a figures; ``None`` does what each run did.
         reference_rule: Run the paper's IsolationForest rule (about 0.1-0.2 s per item).

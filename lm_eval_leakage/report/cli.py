@@ -121,8 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--alpha", type=float, default=pipeline.CALIBRATED_ALPHA,
                         help="level of the calibrated scenario-b test (its flagged rate with no leakage)")
     parser.add_argument("--b-null", choices=["auto", "mirror", "gaussian"], default="auto",
-                        help="null of the calibrated scenario-b test (auto: mirror from "
-                        f"{pipeline.MIN_MIRROR_ITEMS} items of a run up, as the tasks do)")
+                        help="null of the calibrated scenario-b test (auto, as the tasks do: the run's "
+                        "control items when it has them, else the mirror null)")
     parser.add_argument("--keep-nonexchangeable", action=argparse.BooleanOptionalAction, default=None,
                         help="keep (or leave out) items whose option order is fixed by content in scenario a "
                         "(default: what each run did)")
