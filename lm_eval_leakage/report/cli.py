@@ -120,9 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also tabulate scenario b at these thresholds (e.g. -0.25,-0.2,-0.17,-0.15)")
     parser.add_argument("--alpha", type=float, default=pipeline.CALIBRATED_ALPHA,
                         help="level of the calibrated scenario-b test (its flagged rate with no leakage)")
-    parser.add_argument("--b-null", choices=["auto", "mirror", "gaussian"], default="auto",
+    parser.add_argument("--b-null", choices=["auto", "mirror"], default="auto",
                         help="null of the calibrated scenario-b test (auto, as the tasks do: the run's "
-                        "control items when it has them, else the mirror null)")
+                        "control items when it has them, else the mirror null; mirror: always the mirror; "
+                        "its statistic has no Gaussian table)")
     parser.add_argument("--keep-nonexchangeable", action=argparse.BooleanOptionalAction, default=None,
                         help="keep (or leave out) items whose option order is fixed by content in scenario a "
                         "(default: what each run did)")
