@@ -196,7 +196,8 @@ GRID_NOTES = [
         "reference level only; the rule is uncalibrated and real clean models differ. CSV column leak_b_null."
     )),
     ("b cal.", (
-        "calibrated scenario-b test (studentised maximum of the item's ordering scores): fraction of items "
+        "calibrated scenario-b test (slot agreement of the item's ordering scores with its best ordering; "
+        "null: the control items, else the mirror): fraction of items "
         "with p < level; its rate with no leakage is the level; * = p < 0.05 for a rate above it. Column "
         "leak_b_cal (p-value leak_b_cal_p; CSV: level leak_b_cal_alpha, interval of the fraction "
         "leak_b_cal_ci_lo, leak_b_cal_ci_hi; in both: leak_b_cal_excess with its interval leak_b_cal_lo, "

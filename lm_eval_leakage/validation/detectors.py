@@ -17,9 +17,9 @@ the lm-eval column that aggregates the same per-item figure (``harness.columns``
   orderings; flag when ``z >= z_threshold`` (1.645, one-sided 5% under Gaussian exchangeable
   scores); score = ``z``.
 * ``leak_b_cal`` (this project, scenario b): the calibrated scenario-b p-value (default statistic,
-  the studentised max; mirror null pooled over the scored items of the same fitted model and
-  number of orderings, as lm-eval uses on runs of 200+ items); flag when ``p < alpha``; score =
-  the statistic ``T+``.
+  slot agreement; mirror null pooled over the scored items of the same fitted model and number of
+  orderings, as lm-eval uses on runs without control items); flag when ``p < alpha``; score = the
+  statistic ``T+``.
 
 Positives are the leaked items. See ``docs/method.md`` for the statistics.
 
@@ -110,7 +110,7 @@ def detectors(*, alpha: float = 0.05, z_threshold: float = 1.645) -> tuple[Detec
         *(Detector(_leak_b_name(d), "paper", "b", f"IsolationForest score of the best < {d:.2f}") for d in PAPER_DELTAS),
         Detector(
             "leak_b_cal", "this project", "b",
-            f"calibrated scenario-b p-value (studentised max, mirror null) < {alpha:g}",
+            f"calibrated scenario-b p-value (slot agreement, mirror null) < {alpha:g}",
         ),
     )
 
