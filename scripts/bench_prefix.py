@@ -1,7 +1,7 @@
 """Time lm-eval's ``hf`` model against ``hf-prefix`` on the same leakage requests, in one process.
 
-Usage (after the README's set-up): ``.venv/bin/python scripts/bench_prefix.py [--items 10]``.
-Scores N real MMLU items (the offline copy, 24 orderings each) and N five-option CMB items
+Usage (after the README's set-up): ``.venv/bin/python scripts/bench_prefix.py [--items 10]
+[--cmb-items N]``. Scores N real MMLU items (the offline copy, 24 orderings each) and N five-option CMB items
 (``tests/data/cmb_example.json``, 120 orderings each; a seeded sample) with SmolLM2-135M (or
 ``--model DIR``) through three backends' ``loglikelihood``: ``hf`` (batches of ``--batch-size``
 requests), ``hf-prefix``'s earlier method (the common prefix once on the key/value cache, each
@@ -85,6 +85,7 @@ def benchmark_requests(name: str, items: int, seed: int, mmlu_jsonl: Path) -> tu
 def main() -> None:  # long: a linear script
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=10, help="items per benchmark (MMLU: 24 requests, CMB: 120)")
+    parser.add_argument("--cmb-items", type=int, default=None, help="CMB items (default: --items)")
     parser.add_argument("--seed", type=int, default=1, help="item sample seed")
     parser.add_argument("--batch-size", type=int, default=24, help="requests per batch (hf, common prefix)")
     parser.add_argument("--trie-batch-size", type=int, default=8, help="rows per pass of the trie")
@@ -127,7 +128,8 @@ def main() -> None:  # long: a linear script
           f"{backends['trie'].trie_chunk} tokens")
     speedups = {}
     for b_index, name in enumerate(("MMLU", "CMB")):
-        docs, pairs = benchmark_requests(name, args.items, args.seed, assets.mmlu_jsonl)
+        count = args.cmb_items if name == "CMB" and args.cmb_items is not None else args.items
+        docs, pairs = benchmark_requests(name, count, args.seed, assets.mmlu_jsonl)
         encoded = [c + x for c, x in (backends["hf"]._encode_pair(*pair) for pair in pairs)]
         starts = np.cumsum([0] + [len(d["perms"]) for d in docs])
         minimum = sum(len(build_trie([s[:-1] for s in encoded[a:b]])) for a, b in itertools.pairwise(starts))
