@@ -11,5 +11,5 @@ ITEMS="${DEMO_ITEMS:-40}"
   --model_args "pretrained=$CACHE/smollm2-135m,dtype=float32" \
   --tasks leak_mmlu \
   --metadata "{\"data_files\": \"$CACHE/mmlu_test.jsonl\", \"sample_items\": $ITEMS}" \
-  --device cpu --batch_size 4 \
+  --device cpu --batch_size 2 \
   --output_path "${DEMO_OUT:-results/demo}" --log_samples "$@"
