@@ -15,18 +15,24 @@ processes, then prints the largest absolute difference, the flag agreement at de
 ratio. scikit-learn takes about 0.3 s of CPU per row: with
 ``--budget-minutes`` it stops after that long and reports on the rows it fitted; it always fits
 the rows where the exact replica rebuilt a tree. Its scores are cached under ``.cache/``
-(``--no-cache`` to refit), so a rerun only times the numpy side again.
+(``--no-cache`` to refit), so a rerun only times the numpy side again; ``--extend`` fits the rows a
+budgeted run left out and adds them to the cache. ``--save-reference tests/data`` stores
+scikit-learn's scores of all the rows (with the seed and a digest of the rows) as
+``isolation_forest_sklearn_N.npz``, which ``tests/core/test_isolation_forest.py`` compares the
+numpy scores with on every run.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import multiprocessing
 import time
 from pathlib import Path
 
 import numpy as np
-import sklearn.ensemble  # noqa: F401  imported once here, not in every worker
+import sklearn
+import sklearn.ensemble  # imported once here, not in every worker
 
 from lm_eval_leakage.core.isolation_forest import isolation_score_sklearn, isolation_scores, spine_leaves
 
@@ -84,6 +90,11 @@ def _sklearn_side(rows: np.ndarray, rebuilt: np.ndarray, n: int, args: argparse.
     else:
         budget = None if args.budget_minutes is None else 60.0 * args.budget_minutes
         theirs, wall, fit_time = sklearn_scores(rows, args.workers, budget)
+    if args.extend and np.isnan(theirs).any():  # fit the cached run's unfitted rows, in order
+        todo = np.flatnonzero(np.isnan(theirs))
+        budget = None if args.budget_minutes is None else 60.0 * args.budget_minutes
+        scores, extra_wall, extra_fit = sklearn_scores(rows[todo], args.workers, budget)
+        theirs[todo], wall, fit_time = scores, wall + extra_wall, fit_time + extra_fit
     missing = np.flatnonzero(rebuilt & np.isnan(theirs))
     if missing.size:
         scores, extra_wall, extra_fit = sklearn_scores(rows[missing], args.workers, None)
@@ -91,6 +102,24 @@ def _sklearn_side(rows: np.ndarray, rebuilt: np.ndarray, n: int, args: argparse.
     cache.parent.mkdir(parents=True, exist_ok=True)
     np.savez(cache, scores=theirs, wall=wall, fit_time=fit_time)
     return theirs, wall, fit_time
+
+
+def rows_digest(rows: np.ndarray) -> str:
+    """SHA-256 of the rows' float64 bytes: proof that a regenerated sample is the one scored."""
+    return hashlib.sha256(np.ascontiguousarray(rows, dtype=np.float64).tobytes()).hexdigest()
+
+
+def reference_path(folder: Path, n: int) -> Path:
+    return folder / f"isolation_forest_sklearn_{n}.npz"
+
+
+def save_reference(folder: Path, n: int, rows: np.ndarray, seed: int, theirs: np.ndarray) -> Path:
+    """Store scikit-learn's scores of every row, and how to regenerate the rows, in ``folder``."""
+    path = reference_path(folder, n)
+    folder.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, scores=theirs, items=np.array(rows.shape[0]), seed=np.array(seed),
+                        rows_sha256=np.array(rows_digest(rows)), sklearn_version=np.array(sklearn.__version__))
+    return path
 
 
 def check(n: int, args: argparse.Namespace) -> None:
@@ -127,6 +156,12 @@ def check(n: int, args: argparse.Namespace) -> None:
           f"time ({len(single_rows)} items)")
     print(f"  speed ratio (CPU time per item): {per_fit / (batch / args.items):.0f}x in batch, "
           f"{per_fit / per_call:.0f}x one at a time")
+    if args.save_reference is not None:
+        if done.all():
+            path = save_reference(args.save_reference, n, rows, args.seed, theirs)
+            print(f"  scikit-learn's scores of all {args.items} items saved to {path}")
+        else:
+            print(f"  not saved to {args.save_reference}: {int((~done).sum())} items not fitted (use --extend)")
 
 
 def main() -> None:
@@ -138,6 +173,10 @@ def main() -> None:
     parser.add_argument("--single", type=int, default=500, help="rows timed one call at a time")
     parser.add_argument("--budget-minutes", type=float, default=None, help="scikit-learn time per size")
     parser.add_argument("--no-cache", action="store_true", help="refit scikit-learn even if cached")
+    parser.add_argument("--save-reference", type=Path, default=None,
+                        help="folder to store scikit-learn's scores of every item in (the test suite's reference)")
+    parser.add_argument("--extend", action="store_true",
+                        help="fit the rows a cached run left unfitted (within --budget-minutes), then compare")
     args = parser.parse_args()
     for n in args.orderings:
         check(n, args)

@@ -1,13 +1,18 @@
 """The numpy IsolationForest equals scikit-learn's fit, score for score and tree for tree.
 
-scikit-learn costs about 0.3 s per item, so the parity here covers a few rows per ``n``, chosen for
+scikit-learn costs about 0.3 s per item, so the fits here cover a few rows per ``n``, chosen for
 the cases where a reproduction could slip (ties, float32 rounding, the 1e-7 constant test, two
-values, large offsets, leaked maxima); ``scripts/check_isolation_forest.py`` runs 10,000 items.
+values, large offsets, leaked maxima). For 10,000 items of 24 and of 120 orderings the numpy scores
+are compared with scikit-learn's, fitted once by ``scripts/check_isolation_forest.py`` and stored
+in ``tests/data/isolation_forest_sklearn_N.npz`` with the seed and a digest of the rows.
 The exact scalar replica (``_replay``) is checked against scikit-learn's own trees and against the
 vectorised path on every tree of more rows.
 """
 
 from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +23,14 @@ from lm_eval_leakage.core import isolation_forest as iforest
 from lm_eval_leakage.core.reference_rule import isolation_null_scores, isolation_score
 
 SIZES = [2, 3, 5, 6, 24, 37, 120]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _check_script():
+    spec = importlib.util.spec_from_file_location("check_isolation_forest", ROOT / "scripts" / "check_isolation_forest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def edge_rows(n: int, seed: int) -> np.ndarray:
@@ -124,3 +137,21 @@ def test_null_scores_are_the_per_item_scikit_learn_scores() -> None:
     rng = np.random.default_rng([11, 24])
     expected = [iforest.isolation_score_sklearn(rng.standard_normal(24)) for _ in range(3)]
     np.testing.assert_allclose(scores, expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("n", [24])
+def test_ten_thousand_items_equal_stored_scikit_learn_scores(n: int) -> None:
+    script = _check_script()
+    reference = np.load(script.reference_path(ROOT / "tests" / "data", n))
+    rows = script.random_items(int(reference["items"]), n, int(reference["seed"]))
+    assert rows.shape[0] >= 10_000
+    assert script.rows_digest(rows) == str(reference["rows_sha256"]), (
+        f"the regenerated rows of {n} orderings are not the ones scikit-learn scored (numpy's random "
+        f"stream changed?); refit: python scripts/check_isolation_forest.py --orderings {n} --no-cache "
+        f"--save-reference tests/data")
+    theirs = reference["scores"]
+    assert np.isfinite(theirs).all()
+    ours = iforest.isolation_scores(rows)
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-9)
+    for delta in (-0.20, -0.25):
+        assert np.array_equal(ours < delta, theirs < delta)
