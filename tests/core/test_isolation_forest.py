@@ -139,7 +139,7 @@ def test_null_scores_are_the_per_item_scikit_learn_scores() -> None:
     np.testing.assert_allclose(scores, expected, rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("n", [24])
+@pytest.mark.parametrize("n", [24, 120])
 def test_ten_thousand_items_equal_stored_scikit_learn_scores(n: int) -> None:
     script = _check_script()
     reference = np.load(script.reference_path(ROOT / "tests" / "data", n))
