@@ -333,13 +333,15 @@ def dataset_figures(
             itself, or a run that has not scored it) leaves the changes NaN.
 
     Returns:
-        ``n_items`` (items with usable scores), ``b_null`` (the null behind ``leak_b_cal``), every
-        column of :data:`DATASET_COLUMNS` and of :data:`UNTOUCHED_COLUMNS`; NaN where a figure is
-        undefined.
+        ``n_items`` (items with usable scores), ``b_null`` (the null behind ``leak_b_cal``),
+        ``verdict`` (the verdict in words a report states for these items with no control task:
+        each figure's lift over chance, ``core.verdict``), every column of
+        :data:`DATASET_COLUMNS` and of :data:`UNTOUCHED_COLUMNS`; NaN where a figure is undefined.
     """
     figures = pipeline.summarise(records)
     columns = {c.name: c for c in COLUMNS}
-    out: dict[str, float | str] = {"n_items": figures.n_items, "b_null": figures.b_null}
+    out: dict[str, float | str] = {"n_items": figures.n_items, "b_null": figures.b_null,
+                                   "verdict": figures.verdict.text}
     out.update({name: columns[name].read(figures) for name in DATASET_COLUMNS})
     out.update(dict.fromkeys(UNTOUCHED_COLUMNS, math.nan))
     if untouched is not None:

@@ -125,6 +125,11 @@ def _dataset_tables(report: Report) -> list[str]:
             fmt(d.get("leak_b_cal")), fmt_p(d.get("leak_b_cal_p")),
             _interval(d, "leak_b_cal_excess", "leak_b_cal_lo", "leak_b_cal_hi"),
         ]))
+    verdicts = [(e, report["epochs"][e]["dataset"].get("verdict")) for e in keys]
+    verdicts = [f"- epoch {e}: {text}" for e, text in verdicts if text]  # none in reports that predate it
+    if verdicts:
+        lines += ["", "The verdict a report states for these items (no control task: the floor is chance; "
+                  + "`core.verdict`):", "", *verdicts]
     changes = [
         _row([e] + [
             _interval(report["epochs"][e]["dataset"], f"{name}{UNTOUCHED}", f"{name}{UNTOUCHED}_lo",

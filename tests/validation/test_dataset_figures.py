@@ -48,7 +48,7 @@ def test_dataset_section_has_lm_evals_columns_with_summarise_values() -> None:
     before = records(scores(120, seed=1))
     after = records(scores(120, leaked=30, bump=2.0, seed=2))
     out = dataset_figures(after, before)
-    assert set(out) == {"n_items", "b_null", *DATASET_COLUMNS, *UNTOUCHED_COLUMNS}
+    assert set(out) == {"n_items", "b_null", "verdict", *DATASET_COLUMNS, *UNTOUCHED_COLUMNS}
     assert set(UNTOUCHED_COLUMNS) == {
         f"{name}_vs_untouched{end}" for name in ("leak_a", "orig_rank", "leak_b_cal") for end in ("", "_lo", "_hi")
     }
@@ -65,6 +65,7 @@ def test_dataset_section_has_lm_evals_columns_with_summarise_values() -> None:
         "leak_b_cal_p": f.calibrated.pvalue,
     }
     assert {k: out[k] for k in expected} == expected
+    assert out["verdict"] == f.verdict.text and f.verdict.floor == "chance"
     assert out["n_items"] == 120 and out["b_null"] == "mirror"  # lm-eval's "auto" null without control items
     # Epoch E minus epoch 0, by the project's interval helpers on the two sets of items. For the
     # calibrated column the untouched model's items are the null (as control items are): each
@@ -104,6 +105,8 @@ def test_ten_percent_leaked_by_construction_is_found_and_clean_items_are_not() -
     assert clean["leak_a_p"] > 0.01 and clean["orig_rank_p"] > 0.01
     assert clean["leak_a_excess_lo"] < 0 < clean["leak_a_excess_hi"]
     assert leaked["b_null"] == "mirror"  # 200 items: the mirror null, as lm-eval uses it
+    assert leaked["verdict"].startswith("leakage beyond chance") and "scenario a +" in leaked["verdict"]
+    assert clean["verdict"] == "no evidence beyond chance (no control floor measured)"
 
 
 def test_formats_of_p_values_and_differences() -> None:
@@ -145,6 +148,8 @@ def test_tables_show_the_dataset_figures_and_the_fraction() -> None:
     change = next(line for line in text.splitlines() if line.startswith(("| 3 | +", "| 3 | -")))
     assert change.startswith(f"| 3 | {fmt_signed(d['leak_a_vs_untouched'])} [")
     assert not any(line.startswith(("| 0 | +", "| 0 | n/a")) for line in text.splitlines())
+    for epoch in ("0", "3"):
+        assert f"- epoch {epoch}: {report['epochs'][epoch]['dataset']['verdict']}" in text
     del report["epochs"]["3"]["dataset"], report["epochs"]["0"]["dataset"]
     assert "Dataset level" not in markdown_report(report)  # a report written before the figures
 
@@ -175,7 +180,7 @@ def test_write_report_puts_a_dataset_section_in_every_epoch(tmp_path: Path, monk
     saved = json.loads((tmp_path / "validation.json").read_text())
     assert saved["config"]["leaked_fraction"] == 0.5
     for epoch in ("0", "2"):
-        assert set(saved["epochs"][epoch]["dataset"]) == {"n_items", "b_null", *DATASET_COLUMNS, *UNTOUCHED_COLUMNS}
+        assert set(saved["epochs"][epoch]["dataset"]) == {"n_items", "b_null", "verdict", *DATASET_COLUMNS, *UNTOUCHED_COLUMNS}
     expected = dataset_figures(records(by_epoch[2]), records(by_epoch[0]))
     assert written["epochs"]["2"]["dataset"] == expected
     assert saved["epochs"]["0"]["dataset"]["leak_a_vs_untouched"] is None  # NaN in JSON
