@@ -20,6 +20,14 @@ per-item statistics of the ordering scores that need no label and no other item:
 * ``prefix_best``: studentised mean of the orderings whose first option is the best ordering's,
   against the rest (the best ordering itself left out).
 
+Per run and epoch, ``dataset best case`` is what a dataset-level test of ``slot_agreement`` could
+reach with a perfectly calibrated null (the clean items' own law, which no user has): a rank test
+of all the items' statistics against that law, with an infinitely large null sample and with one of
+as many items as the run (what a control task of the same size gives), the probability of
+exceeding the leaked-and-clean mix's advantage computed from its AUC; and the count above the
+clean items' 95th percentile against Binomial(N, 0.05). If these p-values are above 0.05, no test
+of this statistic decides "leakage" on this run, however its null is estimated.
+
 Two references, not detectors: ``vs_untouched_max`` is ``studentised_max`` of the scores minus the
 untouched model's (epoch 0) scores of the same orderings (what a reference model would give), and
 ``oracle_trained_z`` the z-score of the ordering the item was trained on (from ``split.json``;
@@ -39,6 +47,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from scipy import stats
 
 from lm_eval_leakage.core.scenario_b_statistics import slot_agreement_design
 
@@ -118,6 +127,26 @@ def tpr_at(positive: np.ndarray, negative: np.ndarray, fpr: float = 0.05) -> flo
     return float((positive > threshold).mean())
 
 
+def dataset_best_case(leaked: np.ndarray, clean: np.ndarray) -> dict[str, float]:
+    """One-sided p-values of dataset-level tests of one statistic with its null known exactly.
+
+    The null is the clean items' own law. ``rank_infinite``: the mean normalised rank of all the
+    items' values in that law against 1/2 (null standard deviation ``1 / sqrt(12 N)``);
+    ``rank_equal``: the Mann-Whitney test of all the items against a null sample of as many values
+    (normal approximation); ``count_95``: the number of items above the clean 95th percentile
+    against Binomial(N, 0.05). Expected values from the run's AUC, not resampled.
+    """
+    n = leaked.size + clean.size
+    advantage = leaked.size / n * (auc(leaked, clean) - 0.5)  # the mix's AUC against the null, minus 1/2
+    threshold = np.quantile(clean, 0.95)
+    above = int((leaked > threshold).sum() + (clean > threshold).sum())
+    return {
+        "rank_infinite": float(stats.norm.sf(advantage / np.sqrt(1 / (12 * n)))),
+        "rank_equal": float(stats.norm.sf(advantage / np.sqrt((2 * n + 1) / (12 * n * n)))),
+        "count_95": float(stats.binom.sf(above - 1, n, 0.05)),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path)
@@ -146,6 +175,11 @@ def main() -> None:
                           f"(best test not knowing the ordering, {n} independent scores)")
                     continue
                 print(f"  {name:16s} AUC {auc(pos, neg):.3f}  TPR@5%FPR {tpr_at(pos, neg):.3f}")
+                if name == "slot_agreement":
+                    best = dataset_best_case(pos, neg)
+                    print(f"  {'dataset best case':16s} p: rank test, infinite null {best['rank_infinite']:.2g}; "
+                          f"null of {len(rows)} items {best['rank_equal']:.2g}; count above the clean 95th "
+                          f"percentile {best['count_95']:.2g}")
 
 
 if __name__ == "__main__":
