@@ -1,6 +1,6 @@
 """Confidence intervals of proportions and of differences against a control set.
 
-The Wilson score interval of a proportion, and observed-minus-control differences of proportions
+The Wilson score and Clopper-Pearson (exact) intervals of a proportion, and observed-minus-control differences of proportions
 (Newcombe's hybrid score interval) and of means (Welch's normal interval); docs/method.md, sections
 5.2 and 5.5.
 
@@ -29,6 +29,21 @@ def wilson_interval(successes: float, n: float, *, confidence: float = 0.95) -> 
     centre = (phat + z**2 / (2 * n)) / denom
     half = z * np.sqrt(phat * (1 - phat) / n + z**2 / (4 * n**2)) / denom
     return (float(max(0.0, centre - half)), float(min(1.0, centre + half)))
+
+
+def clopper_pearson_interval(successes: int, n: int, *, confidence: float = 0.95) -> tuple[float, float]:
+    """Clopper-Pearson (exact) interval for a binomial proportion (NaNs when ``n == 0``).
+
+    Each end excludes exactly the proportions at which the one-sided binomial test of the observed
+    count has p below ``(1 - confidence) / 2``, so a one-sided decision "the lower end is above
+    ``q``" never happens more often than that when the true proportion is ``q``.
+    """
+    if n == 0:
+        return (np.nan, np.nan)
+    tail = (1 - confidence) / 2
+    low = 0.0 if successes == 0 else float(sps.beta.ppf(tail, successes, n - successes + 1))
+    high = 1.0 if successes == n else float(sps.beta.ppf(1 - tail, successes + 1, n - successes))
+    return (low, high)
 
 
 @dataclass(frozen=True)

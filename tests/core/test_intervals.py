@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats as sps
 
 from lm_eval_leakage.core import intervals
 
@@ -32,3 +33,12 @@ def test_mean_difference_covers_truth() -> None:
         result = intervals.mean_difference(rng.normal(0.3, 1, 200), rng.normal(0.0, 1, 150))
         covered += result.ci[0] <= 0.3 <= result.ci[1]
     assert 0.92 <= covered / 400 <= 0.98
+
+
+@pytest.mark.parametrize(("successes", "n"), [(0, 10), (1, 10), (15, 200), (200, 200), (7, 13)])
+@pytest.mark.parametrize("confidence", [0.95, 1 - 0.1 / 3])
+def test_clopper_pearson_equals_scipys_exact_interval(successes: int, n: int, confidence: float) -> None:
+    expected = sps.binomtest(successes, n).proportion_ci(confidence_level=confidence, method="exact")
+    got = intervals.clopper_pearson_interval(successes, n, confidence=confidence)
+    assert got == pytest.approx((expected.low, expected.high), abs=1e-10)
+    assert all(np.isnan(intervals.clopper_pearson_interval(0, 0)))

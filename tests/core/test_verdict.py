@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from lm_eval_leakage.core import verdict
 from lm_eval_leakage.core.verdict import Figures, decide
@@ -65,3 +66,14 @@ def test_words() -> None:
     assert leaked.text.startswith("leakage beyond chance (no control floor measured): scenario a +")
     assert "run the _control task" in leaked.text
     assert verdict.CONFIDENCE == pytest.approx(1 - 0.1 / 3)
+
+
+@pytest.mark.parametrize("successes", range(31))
+def test_against_chance_agrees_with_the_exact_binomial_test(successes: int) -> None:
+    """Against chance, scenario a is "leakage" exactly when the one-sided binomial p is below LEVEL / 3."""
+    n = 200
+    ranks = [0.0] * successes + [0.5] * (n - successes)  # the rank is neutral: only scenario a decides
+    result = decide(Figures([True] * successes + [False] * (n - successes), ranks, (10, n)), [N_ORDERINGS] * n,
+                    alpha=0.05)
+    exact = stats.binomtest(successes, n, 1 / N_ORDERINGS, alternative="greater").pvalue
+    assert result.lifts[0].beyond_floor == (exact < verdict.LEVEL / 3), (successes, exact)
