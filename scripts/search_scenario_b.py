@@ -28,6 +28,13 @@ exceeding the leaked-and-clean mix's advantage computed from its AUC; and the co
 clean items' 95th percentile against Binomial(N, 0.05). If these p-values are above 0.05, no test
 of this statistic decides "leakage" on this run, however its null is estimated.
 
+``likelihood_per_zlib_byte`` is a membership reference, not a detector: the best ordering's score
+divided by the zlib-compressed size of its option block (how much likelier the text is than its
+compressibility suggests). It measures how familiar the text is, not how its options are ordered,
+so it has no null a user can get: a clean model also finds real items likelier than any control
+text, and familiar text (famous quotes, textbook definitions) likelier than rare text. It shows
+how much of the fine-tuning's effect lies outside the orderings.
+
 Two references, not detectors: ``vs_untouched_max`` is ``studentised_max`` of the scores minus the
 untouched model's (epoch 0) scores of the same orderings (what a reference model would give), and
 ``oracle_trained_z`` the z-score of the ordering the item was trained on (from ``split.json``;
@@ -44,12 +51,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import zlib
 from pathlib import Path
 
 import numpy as np
 from scipy import stats
 
 from lm_eval_leakage.core.scenario_b_statistics import slot_agreement_design
+from lm_eval_leakage.core.templates import reference_block
 
 
 def _design(perms: np.ndarray) -> np.ndarray:
@@ -88,9 +97,13 @@ def candidates(scores: np.ndarray, perms: np.ndarray) -> dict[str, float]:
     }
 
 
-def _all(item: dict, untouched: dict[str, np.ndarray], shown: dict[str, list[int]]) -> dict[str, float]:
+def _all(item: dict, untouched: dict[str, np.ndarray], shown: dict[str, list[int]], texts: dict[str, dict]
+         ) -> dict[str, float]:
     scores, perms = np.array(item["scores"], float), np.array(item["perms"], int)
     out = candidates(scores, perms)
+    options = texts[item["id"]]["choices"]
+    block = reference_block([options[j] for j in perms[int(np.argmax(scores))]])
+    out["likelihood_per_zlib_byte"] = float(scores.max() / len(zlib.compress(block.encode("utf-8"))))
     diff = scores - untouched[item["id"]]
     out["vs_untouched_max"] = float((diff.max() - diff.mean()) / diff.std(ddof=1)) if diff.std() > 0 else 0.0
     trained = shown.get(item["id"])
@@ -155,9 +168,13 @@ def main() -> None:
         untouched = {i["id"]: np.array(i["scores"], float)
                      for i in json.loads((run / "scores" / "epoch_0.json").read_text(encoding="utf-8"))["items"]}
         shown = json.loads((run / "split.json").read_text(encoding="utf-8"))["shown"]
+        task = json.loads((run / "run.json").read_text(encoding="utf-8"))["config"].get("task")
+        if task not in (None, "leak_mmlu"):
+            raise SystemExit(f"{run}: scored with {task}; likelihood_per_zlib_byte assumes the reference template")
+        texts = {(r := json.loads(line))["id"]: r for line in (run / "items.jsonl").read_text(encoding="utf-8").splitlines()}
         for path in sorted((run / "scores").glob("epoch_*.json"), key=lambda p: int(p.stem.split("_")[1])):
             data = json.loads(path.read_text(encoding="utf-8"))
-            rows = [(item["role"], _all(item, untouched, shown)) for item in data["items"]]
+            rows = [(item["role"], _all(item, untouched, shown, texts)) for item in data["items"]]
             names = list(rows[0][1])
             print(f"{run.name} epoch {data['epoch']}: {sum(r == 'leaked' for r, _ in rows)} leaked, "
                   f"{sum(r == 'clean' for r, _ in rows)} clean")
