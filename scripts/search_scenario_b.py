@@ -58,7 +58,10 @@ import numpy as np
 from scipy import stats
 
 from lm_eval_leakage.core.scenario_b_statistics import slot_agreement_design
-from lm_eval_leakage.core.templates import reference_block
+from lm_eval_leakage.core.templates import native_block, reference_block
+
+BLOCKS = {"leak_mmlu": reference_block, "leak_mmlu_native": native_block}
+"""The option block each detection task scores (for ``likelihood_per_zlib_byte``)."""
 
 
 def _design(perms: np.ndarray) -> np.ndarray:
@@ -97,12 +100,12 @@ def candidates(scores: np.ndarray, perms: np.ndarray) -> dict[str, float]:
     }
 
 
-def _all(item: dict, untouched: dict[str, np.ndarray], shown: dict[str, list[int]], texts: dict[str, dict]
-         ) -> dict[str, float]:
+def _all(item: dict, untouched: dict[str, np.ndarray], shown: dict[str, list[int]], texts: dict[str, dict],
+         task: str) -> dict[str, float]:
     scores, perms = np.array(item["scores"], float), np.array(item["perms"], int)
     out = candidates(scores, perms)
     options = texts[item["id"]]["choices"]
-    block = reference_block([options[j] for j in perms[int(np.argmax(scores))]])
+    block = BLOCKS[task]([options[j] for j in perms[int(np.argmax(scores))]])
     out["likelihood_per_zlib_byte"] = float(scores.max() / len(zlib.compress(block.encode("utf-8"))))
     diff = scores - untouched[item["id"]]
     out["vs_untouched_max"] = float((diff.max() - diff.mean()) / diff.std(ddof=1)) if diff.std() > 0 else 0.0
@@ -168,13 +171,13 @@ def main() -> None:
         untouched = {i["id"]: np.array(i["scores"], float)
                      for i in json.loads((run / "scores" / "epoch_0.json").read_text(encoding="utf-8"))["items"]}
         shown = json.loads((run / "split.json").read_text(encoding="utf-8"))["shown"]
-        task = json.loads((run / "run.json").read_text(encoding="utf-8"))["config"].get("task")
-        if task not in (None, "leak_mmlu"):
-            raise SystemExit(f"{run}: scored with {task}; likelihood_per_zlib_byte assumes the reference template")
+        task = json.loads((run / "run.json").read_text(encoding="utf-8"))["config"].get("task") or "leak_mmlu"
+        if task not in BLOCKS:
+            raise SystemExit(f"{run}: scored with {task}; likelihood_per_zlib_byte knows {sorted(BLOCKS)}")
         texts = {(r := json.loads(line))["id"]: r for line in (run / "items.jsonl").read_text(encoding="utf-8").splitlines()}
         for path in sorted((run / "scores").glob("epoch_*.json"), key=lambda p: int(p.stem.split("_")[1])):
             data = json.loads(path.read_text(encoding="utf-8"))
-            rows = [(item["role"], _all(item, untouched, shown, texts)) for item in data["items"]]
+            rows = [(item["role"], _all(item, untouched, shown, texts, task)) for item in data["items"]]
             names = list(rows[0][1])
             print(f"{run.name} epoch {data['epoch']}: {sum(r == 'leaked' for r, _ in rows)} leaked, "
                   f"{sum(r == 'clean' for r, _ in rows)} clean")
