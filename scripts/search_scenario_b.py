@@ -23,9 +23,9 @@ per-item statistics of the ordering scores that need no label and no other item:
 Per run and epoch, ``dataset best case`` is what a dataset-level test of ``slot_agreement`` could
 reach with a perfectly calibrated null (the clean items' own law, which no user has): a rank test
 of all the items' statistics against that law, with an infinitely large null sample and with one of
-as many items as the run (what a control task of the same size gives), the probability of
-exceeding the leaked-and-clean mix's advantage computed from its AUC; and the count above the
-clean items' 95th percentile against Binomial(N, 0.05). If these p-values are above 0.05, no test
+as many items as the run (what a control task of the same size gives), each at the advantage the
+run's AUC implies for the mix of leaked and clean items; and the count above the clean items' 95th
+percentile against Binomial(N, 0.05). If these p-values are above 0.05, no test
 of this statistic decides "leakage" on this run, however its null is estimated.
 
 ``likelihood_per_zlib_byte`` is a membership reference, not a detector: the best ordering's score

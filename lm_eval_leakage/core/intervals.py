@@ -1,8 +1,8 @@
 """Confidence intervals of proportions and of differences against a control set.
 
-The Wilson score and Clopper-Pearson (exact) intervals of a proportion, and observed-minus-control differences of proportions
-(Newcombe's hybrid score interval) and of means (Welch's normal interval); docs/method.md, sections
-5.2 and 5.5.
+The Wilson score and Clopper-Pearson (exact) intervals of a proportion, and observed-minus-control
+differences of proportions (Newcombe's hybrid score interval) and of means (Welch's normal
+interval); docs/method.md, sections 5.2 and 5.5.
 
 Pure module: numpy and scipy only.
 """
