@@ -11,26 +11,19 @@ vectorised path on every tree of more rows.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
 from sklearn.ensemble import IsolationForest
 from sklearn.ensemble._iforest import _average_path_length
+from support.scripts import load_script
 
 from lm_eval_leakage.core import isolation_forest as iforest
 from lm_eval_leakage.core.reference_rule import isolation_null_scores, isolation_score
 
 SIZES = [2, 3, 5, 6, 24, 37, 120]
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _check_script():
-    spec = importlib.util.spec_from_file_location("check_isolation_forest", ROOT / "scripts" / "check_isolation_forest.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def edge_rows(n: int, seed: int) -> np.ndarray:
@@ -141,7 +134,7 @@ def test_null_scores_are_the_per_item_scikit_learn_scores() -> None:
 
 @pytest.mark.parametrize("n", [24, 120])
 def test_ten_thousand_items_equal_stored_scikit_learn_scores(n: int) -> None:
-    script = _check_script()
+    script = load_script("check_isolation_forest")
     reference = np.load(script.reference_path(ROOT / "tests" / "data", n))
     rows = script.random_items(int(reference["items"]), n, int(reference["seed"]))
     assert rows.shape[0] >= 10_000

@@ -3,28 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from support.make_golden import GOLDEN
+from support.scripts import load_script
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "api_check.py"
-
-
-def _load_script():
-    """Import the script as the module ``api_check`` (registered first: its dataclass needs that)."""
-    spec = importlib.util.spec_from_file_location("api_check", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-api_check = _load_script()
+api_check = load_script("api_check")
 
 
 @pytest.fixture(scope="module")

@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 from scipy import stats
+from support.scripts import load_script
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "search_scenario_b.py"
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("search_scenario_b", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-search = _load_script()
+search = load_script("search_scenario_b")
 
 
 def test_auc_counts_ties_half() -> None:
